@@ -1,22 +1,21 @@
 #![allow(dead_code)]
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// `shared/` sits beside the repository (in CI too); `SLOWBURN_SHARED_DIR` overrides.
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("SLOWBURN_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
-
+/// The real Vercel deliveries: the copy committed in `tests/fixtures/vercel/` (so a clone is
+/// self-contained), plus any newer file in the shared fixture folder beside the repository
+/// (`SLOWBURN_SHARED_DIR` overrides where that is).
 pub fn vercel_fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = shared_dir().join("fixtures/vercel");
-    let mut out: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("fixtures at {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-        .collect();
-    out.sort();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = std::env::var_os("SLOWBURN_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("../shared"));
+    let mut out = BTreeMap::new();
+    for dir in [root.join("tests/fixtures/vercel"), shared.join("fixtures/vercel")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for p in entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "json")) {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            out.entry(name).or_insert_with(|| std::fs::read(&p).unwrap());
+        }
+    }
     assert!(out.len() >= 12, "expected the 12 Vercel fixtures, found {}", out.len());
-    out
+    out.into_iter().collect()
 }

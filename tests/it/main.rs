@@ -1,0 +1,7 @@
+//! End-to-end tests: the real server on 127.0.0.1:0 driven over HTTP, and the real `slowburn`
+//! binary as a child process. One test binary (see docs/ARCHITECTURE.md, Testing).
+
+mod cli;
+mod common;
+mod ingest_http;
+mod slo_api;
