@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod recovery;
 pub mod replay;
 pub mod server;
 
@@ -36,7 +37,9 @@ pub struct CatalogError {
 }
 
 /// Loads the catalog from `path`, else from `./slo-defs/` when it exists, else the embedded one.
-pub fn load_catalog(path: Option<&Path>) -> Result<(Arc<Catalog>, CatalogSource, Vec<Diagnostic>), CatalogError> {
+pub fn load_catalog(
+    path: Option<&Path>,
+) -> Result<(Arc<Catalog>, CatalogSource, Vec<Diagnostic>), CatalogError> {
     let default_dir = Path::new("slo-defs");
     let chosen = match path {
         Some(p) => Some(p.to_owned()),
@@ -46,11 +49,20 @@ pub fn load_catalog(path: Option<&Path>) -> Result<(Arc<Catalog>, CatalogSource,
     match chosen {
         Some(p) => match slowburn_slo_defs::load_path(&p) {
             Ok((c, warnings)) => Ok((Arc::new(c), CatalogSource::Path(p), warnings)),
-            Err(diagnostics) => Err(CatalogError { source_name: p.display().to_string(), diagnostics }),
+            Err(diagnostics) => Err(CatalogError {
+                source_name: p.display().to_string(),
+                diagnostics,
+            }),
         },
-        None => match slowburn_slo_defs::load_str("slo-defs/warrant.yaml (embedded)", slowburn_slo_defs::EMBEDDED_CATALOG) {
+        None => match slowburn_slo_defs::load_str(
+            "slo-defs/warrant.yaml (embedded)",
+            slowburn_slo_defs::EMBEDDED_CATALOG,
+        ) {
             Ok((c, warnings)) => Ok((Arc::new(c), CatalogSource::Embedded, warnings)),
-            Err(diagnostics) => Err(CatalogError { source_name: "embedded catalog".into(), diagnostics }),
+            Err(diagnostics) => Err(CatalogError {
+                source_name: "embedded catalog".into(),
+                diagnostics,
+            }),
         },
     }
 }

@@ -14,7 +14,11 @@ use slowburn_slo_defs::Level;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "slowburn", version, about = "SLO burn-rate streaming analytics for Vercel and pino logs")]
+#[command(
+    name = "slowburn",
+    version,
+    about = "SLO burn-rate streaming analytics for Vercel and pino logs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,11 +40,38 @@ enum Command {
         /// SLO catalog file or directory (default: ./slo-defs/ if present, else the embedded catalog).
         #[arg(long, env = "SLOWBURN_SLO_DEFS")]
         slo_defs: Option<PathBuf>,
+        /// Parquet archive: file:///path or s3://bucket/prefix (default: <data-dir>/archive).
+        #[arg(long, env = "SLOWBURN_ARCHIVE")]
+        archive: Option<String>,
+    },
+    /// Run read-only SQL over an archive's Parquet files directly (no server needed; live data
+    /// not yet archived and the engine's state tables are not included).
+    Sql {
+        /// Archive: file:///path or s3://bucket/prefix (default: ./slowburn-data/archive).
+        #[arg(long, env = "SLOWBURN_ARCHIVE")]
+        archive: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+        format: SqlFormat,
+        /// TOML configuration file (for the query limits and archive settings).
+        #[arg(long, env = "SLOWBURN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The statement, for example "SELECT count(*) FROM logs".
+        sql: String,
     },
     /// Validate an SLO catalog and explain what it defines.
     CheckDefs {
         /// Catalog file or directory (default: ./slo-defs/ if present, else the embedded catalog).
         path: Option<PathBuf>,
+    },
+    /// Send a clearly marked test alert to the configured receivers and report each answer.
+    NotifyTest {
+        /// Only this receiver.
+        #[arg(long)]
+        receiver: Option<String>,
+        /// TOML configuration file with `[[notify.receivers]]` (receivers also come from SLOWBURN_* variables).
+        #[arg(long, env = "SLOWBURN_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Run the engine offline, in event time, over saved deliveries; print alert transitions as JSON lines.
     Replay {
@@ -59,9 +90,34 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, config, slo_defs } => serve(listen, data_dir, config, slo_defs),
+        Command::Serve {
+            listen,
+            data_dir,
+            config,
+            slo_defs,
+            archive,
+        } => serve(
+            Overrides {
+                listen,
+                data_dir,
+                slo_defs,
+                archive,
+            },
+            config,
+        ),
+        Command::Sql {
+            archive,
+            format,
+            config,
+            sql: statement,
+        } => sql(archive, format, config, &statement),
         Command::CheckDefs { path } => return check_defs(path),
-        Command::Replay { slo_defs, status, paths } => replay(slo_defs, status, paths),
+        Command::Replay {
+            slo_defs,
+            status,
+            paths,
+        } => replay(slo_defs, status, paths),
+        Command::NotifyTest { receiver, config } => notify_test(receiver, config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,19 +129,96 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLOWBURN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLOWBURN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
-fn serve(listen: Option<String>, data_dir: Option<PathBuf>, config_path: Option<PathBuf>, slo_defs: Option<PathBuf>) -> anyhow::Result<()> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SqlFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+fn sql(
+    archive: Option<String>,
+    format: SqlFormat,
+    config_path: Option<PathBuf>,
+    statement: &str,
+) -> anyhow::Result<()> {
+    let settings = config::load(
+        config_path.as_deref(),
+        Overrides {
+            archive,
+            ..Default::default()
+        },
+        &|k| std::env::var(k).ok(),
+    )?;
+    let url = settings.archive_url();
+    if let slowburn_archive::ArchiveUrl::File(dir) = &url
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "archive directory {} does not exist (give --archive file:///path or s3://bucket/prefix)",
+            dir.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let store = slowburn_archive::open_store(&url, settings.archive.allow_http)?;
+        let snapshot = slowburn_archive::list_archive(store.as_ref()).await.with_context(|| format!("cannot list the archive {url}"))?;
+        let files = snapshot.files.len();
+        let engine = slowburn_query::QueryEngine::new(config::query_config(&settings), store, slowburn_ingest::log_schema())?;
+        let out = engine
+            .run(statement, slowburn_query::QueryInputs { snapshot, state: None }, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "(archive {url}: {files} Parquet file(s); Parquet only: rows still in a server's write-ahead log and the slo_status/alerts tables are not included)"
+        );
+        let mut stdout = std::io::stdout().lock();
+        match format {
+            SqlFormat::Table => {
+                if out.rows == 0 {
+                    writeln!(stdout, "{}", out.columns().join(" | "))?;
+                } else {
+                    writeln!(stdout, "{}", out.to_table()?)?;
+                }
+            }
+            SqlFormat::Json => writeln!(stdout, "{}", out.to_json())?,
+            SqlFormat::Csv => stdout.write_all(&out.to_csv()?)?,
+        }
+        eprintln!("{} row(s){} in {:.1} ms", out.rows, if out.truncated { " (truncated at the row cap)" } else { "" }, out.elapsed_ms);
+        anyhow::Ok(())
+    })
+}
+
+fn serve(overrides: Overrides, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     init_tracing();
-    let settings = config::load(config_path.as_deref(), Overrides { listen, data_dir, slo_defs }, &|k| std::env::var(k).ok())?;
+    let settings = config::load(config_path.as_deref(), overrides, &|k| {
+        std::env::var(k).ok()
+    })?;
     let (catalog, source, warnings) = load_catalog(settings.slo_defs.as_deref())?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
@@ -109,15 +242,16 @@ async fn signal_shutdown(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
@@ -136,7 +270,11 @@ fn check_defs(path: Option<PathBuf>) -> ExitCode {
             for d in &e.diagnostics {
                 eprintln!("{d}");
             }
-            let errors = e.diagnostics.iter().filter(|d| d.level == Level::Error).count();
+            let errors = e
+                .diagnostics
+                .iter()
+                .filter(|d| d.level == Level::Error)
+                .count();
             eprintln!("{}: {errors} error(s); catalog rejected", e.source_name);
             ExitCode::FAILURE
         }
@@ -145,7 +283,13 @@ fn check_defs(path: Option<PathBuf>) -> ExitCode {
                 eprintln!("{w}");
             }
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{source}: {} flow(s), {} SLO(s), {} warning(s)", catalog.flows.len(), catalog.slos.len(), warnings.len());
+            let _ = writeln!(
+                out,
+                "{source}: {} flow(s), {} SLO(s), {} warning(s)",
+                catalog.flows.len(),
+                catalog.slos.len(),
+                warnings.len()
+            );
             for f in &catalog.flows {
                 let matchers: Vec<String> = f
                     .matchers
@@ -181,17 +325,81 @@ fn check_defs(path: Option<PathBuf>) -> ExitCode {
                 }
             }
             if matches!(source, CatalogSource::Embedded) {
-                let _ = writeln!(out, "(no path given and no ./slo-defs/ directory: checked the embedded catalog)");
+                let _ = writeln!(
+                    out,
+                    "(no path given and no ./slo-defs/ directory: checked the embedded catalog)"
+                );
             }
             ExitCode::SUCCESS
         }
     }
 }
 
+fn notify_test(receiver: Option<String>, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = config::load(config_path.as_deref(), Overrides::default(), &|k| {
+        std::env::var(k).ok()
+    })?;
+    if settings.notify.receivers.is_empty() {
+        anyhow::bail!(
+            "no receivers configured: add [[notify.receivers]] to the config file, or set SLOWBURN_PAGERDUTY_ROUTING_KEY, SLOWBURN_SLACK_WEBHOOK_URL or SLOWBURN_WEBHOOK_URL"
+        );
+    }
+    if let Some(name) = &receiver
+        && !settings.notify.receivers.iter().any(|r| &r.name == name)
+    {
+        let known: Vec<&str> = settings
+            .notify
+            .receivers
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        anyhow::bail!(
+            "unknown receiver `{name}` (configured: {})",
+            known.join(", ")
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let tracker = tokio_util::task::TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let mut cfg = slowburn::server::notify_config(
+            &settings,
+            settings.notify.external_url.clone().unwrap_or_default(),
+        );
+        cfg.ledger_path = None;
+        let notifier = slowburn_notify::Notifier::start(
+            cfg,
+            std::sync::Arc::new(|_: &str, _: &str| {}),
+            &tracker,
+            shutdown.clone(),
+        )?;
+        let results = notifier.send_test(receiver.as_deref()).await;
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        let mut failed = 0;
+        for (name, answers) in &results {
+            for a in answers {
+                let ok = a.accepted();
+                failed += usize::from(!ok);
+                println!("{name}: {} {a}", if ok { "ok" } else { "FAILED" });
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} test notification(s) failed");
+        }
+        anyhow::Ok(())
+    })
+}
+
 fn describe_sli(sli: &slowburn_slo_defs::Sli) -> String {
     match sli {
         slowburn_slo_defs::Sli::Availability => "availability (good: 0 < status < 500)".into(),
-        slowburn_slo_defs::Sli::Latency { threshold_ms } => format!("latency (good: latency <= {threshold_ms} ms)"),
+        slowburn_slo_defs::Sli::Latency { threshold_ms } => {
+            format!("latency (good: latency <= {threshold_ms} ms)")
+        }
         slowburn_slo_defs::Sli::Envelope => "envelope (good: outcome success)".into(),
     }
 }

@@ -1,7 +1,8 @@
 //! `slowburn replay`: the engine run offline, in event time, over saved deliveries.
 //!
-//! Files are read in the order given (a directory: its files, recursively, in name order, which is
-//! delivery order). Each file is a Vercel drain body (JSON array or NDJSON) or pino NDJSON,
+//! Files are read in the order given (a directory: its delivery files — `.json`, `.ndjson`,
+//! `.jsonl`, `.log`, `.txt`, optionally `.gz` — recursively, in name order, which is delivery
+//! order). Each file is a Vercel drain body (JSON array or NDJSON) or pino NDJSON,
 //! optionally gzip-compressed. Redeliveries are dropped as the server drops them. Alert rules are
 //! evaluated on every 10 s boundary of event time that the data crosses.
 
@@ -60,7 +61,9 @@ struct TransitionLine<'a> {
 }
 
 pub fn rfc3339_ms(time_ms: i64) -> String {
-    DateTime::from_timestamp_millis(time_ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)).unwrap_or_default()
+    DateTime::from_timestamp_millis(time_ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 /// Expands directories into their files (recursively, in name order).
@@ -73,25 +76,52 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
-    let meta = std::fs::metadata(path).map_err(|e| ReplayError::File { path: path.to_owned(), message: e.to_string() })?;
+    let meta = std::fs::metadata(path).map_err(|e| ReplayError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     if !meta.is_dir() {
         out.push(path.to_owned());
         return Ok(());
     }
     let mut children: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| ReplayError::File { path: path.to_owned(), message: e.to_string() })?
+        .map_err(|e| ReplayError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     children.sort();
     for c in children {
-        collect(&c, out)?;
+        // Inside a directory, only delivery files (a README next to saved deliveries is not one).
+        if c.is_dir() || is_delivery_name(&c) {
+            collect(&c, out)?;
+        }
     }
     Ok(())
 }
 
+/// `.json`, `.ndjson`, `.jsonl`, `.log`, `.txt`, each optionally `.gz`.
+fn is_delivery_name(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    [".json", ".ndjson", ".jsonl", ".log", ".txt"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>, ReplayError> {
-    let err = |message: String| ReplayError::File { path: path.to_owned(), message };
+    let err = |message: String| ReplayError::File {
+        path: path.to_owned(),
+        message,
+    };
     let raw = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
@@ -100,7 +130,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ReplayError> {
             .read_to_end(&mut out)
             .map_err(|e| err(format!("not valid gzip: {e}")))?;
         if out.len() > MAX_FILE_BYTES {
-            return Err(err(format!("larger than {MAX_FILE_BYTES} bytes once decompressed")));
+            return Err(err(format!(
+                "larger than {MAX_FILE_BYTES} bytes once decompressed"
+            )));
         }
         return Ok(out);
     }
@@ -125,6 +157,10 @@ pub struct Replay<W: Write> {
     engine: Engine,
     dedupe: Deduper,
     next_eval_ms: Option<i64>,
+    /// Event time of the latest request or flow event fed to the engine.
+    last_event_ms: Option<i64>,
+    /// The longest alert window: once it holds no event, no rule can fire.
+    longest_window_ms: i64,
     out: W,
     pub summary: ReplaySummary,
 }
@@ -133,9 +169,16 @@ impl<W: Write> Replay<W> {
     pub fn new(catalog: Arc<Catalog>, out: W) -> Self {
         let defaults = crate::config::IngestSettings::default();
         Replay {
+            longest_window_ms: catalog
+                .slos
+                .iter()
+                .flat_map(|s| s.rules.iter().map(|r| r.long_ms))
+                .max()
+                .unwrap_or(0),
             engine: Engine::new(catalog),
             dedupe: Deduper::new(defaults.dedupe_window_ms, defaults.dedupe_max_keys),
             next_eval_ms: None,
+            last_event_ms: None,
             out,
             summary: ReplaySummary::default(),
         }
@@ -157,8 +200,15 @@ impl<W: Write> Replay<W> {
         self.summary.files += 1;
         self.summary.input_bytes += body.len() as u64;
         // Entries without their own time fall back to the latest event time seen.
-        let received_ms = if self.engine.now_ms() == i64::MIN { 0 } else { self.engine.now_ms() };
-        let file_err = |e: slowburn_ingest::IngestError| ReplayError::File { path: path.to_owned(), message: e.to_string() };
+        let received_ms = if self.engine.now_ms() == i64::MIN {
+            0
+        } else {
+            self.engine.now_ms()
+        };
+        let file_err = |e: slowburn_ingest::IngestError| ReplayError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
         let mut decoded = slowburn_ingest::decode_vercel(body, received_ms).map_err(file_err)?;
         if decoded.entries.is_empty() && !decoded.errors.is_empty() {
             // Not a Vercel delivery: try pino NDJSON.
@@ -168,17 +218,37 @@ impl<W: Write> Replay<W> {
             }
         }
         self.summary.rejected += decoded.errors.len();
-        for e in decoded.errors.iter().take(20usize.saturating_sub(self.summary.sample_errors.len())) {
-            self.summary.sample_errors.push(format!("{}: entry {}: {}", path.display(), e.index, e.error));
+        for e in decoded
+            .errors
+            .iter()
+            .take(20usize.saturating_sub(self.summary.sample_errors.len()))
+        {
+            self.summary.sample_errors.push(format!(
+                "{}: entry {}: {}",
+                path.display(),
+                e.index,
+                e.error
+            ));
         }
-        let latest = decoded.entries.iter().flat_map(|e| e.logs.iter().map(|l| l.event_time_ms)).max().unwrap_or(received_ms);
-        let assembled = slowburn_ingest::assemble(decoded.entries, &mut self.dedupe, latest.max(received_ms));
+        let latest = decoded
+            .entries
+            .iter()
+            .flat_map(|e| e.logs.iter().map(|l| l.event_time_ms))
+            .max()
+            .unwrap_or(received_ms);
+        let assembled =
+            slowburn_ingest::assemble(decoded.entries, &mut self.dedupe, latest.max(received_ms));
+        self.dedupe.commit(&assembled.admitted_keys);
         self.summary.entries += assembled.accepted;
         self.summary.duplicates += assembled.duplicates;
         self.summary.requests += assembled.requests.len();
         self.summary.flow_events += assembled.flows.len();
-        let mut events: Vec<Event> =
-            assembled.requests.iter().map(Event::Request).chain(assembled.flows.iter().map(Event::Flow)).collect();
+        let mut events: Vec<Event> = assembled
+            .requests
+            .iter()
+            .map(Event::Request)
+            .chain(assembled.flows.iter().map(Event::Flow))
+            .collect();
         events.sort_by_key(Event::time_ms);
         for ev in events {
             let t = ev.time_ms();
@@ -193,9 +263,22 @@ impl<W: Write> Replay<W> {
 
     /// Evaluates on every 10 s boundary up to and including `t`.
     fn evaluate_until(&mut self, t: i64) -> Result<(), ReplayError> {
-        let next = *self.next_eval_ms.get_or_insert_with(|| t.div_euclid(EVALUATE_EVERY_MS) * EVALUATE_EVERY_MS);
+        let next = *self
+            .next_eval_ms
+            .get_or_insert_with(|| t.div_euclid(EVALUATE_EVERY_MS) * EVALUATE_EVERY_MS);
         let mut next = next;
         while next <= t {
+            // Across a quiet gap longer than every alert window, evaluations past the point where
+            // all windows are empty cannot change anything: skip to the last boundary before `t`.
+            if let Some(last) = self.last_event_ms {
+                let quiet_from = last + self.longest_window_ms + EVALUATE_EVERY_MS;
+                if next > quiet_from {
+                    let last_boundary = t.div_euclid(EVALUATE_EVERY_MS) * EVALUATE_EVERY_MS;
+                    if last_boundary > next {
+                        next = last_boundary;
+                    }
+                }
+            }
             self.engine.advance(next);
             let transitions = self.engine.evaluate();
             self.emit(&transitions)?;
@@ -203,6 +286,7 @@ impl<W: Write> Replay<W> {
         }
         self.next_eval_ms = Some(next);
         self.engine.advance(t);
+        self.last_event_ms = Some(self.last_event_ms.map_or(t, |l| l.max(t)));
         Ok(())
     }
 
@@ -238,7 +322,8 @@ impl<W: Write> Replay<W> {
 
     pub fn write_status(&mut self) -> Result<(), ReplayError> {
         let status = self.engine.status();
-        serde_json::to_writer(&mut self.out, &serde_json::json!({ "status": status })).map_err(std::io::Error::from)?;
+        serde_json::to_writer(&mut self.out, &serde_json::json!({ "status": status }))
+            .map_err(std::io::Error::from)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }

@@ -33,7 +33,11 @@ pub enum EntryKind {
 
 /// A lambda request-summary entry for `r`, with Vercel entry id `id`.
 pub fn lambda_entry(id: u64, r: &SynthRequest) -> serde_json::Value {
-    let request_id = format!("iad1::{:016x}-{}", id.wrapping_mul(0x9e37_79b9_7f4a_7c15), r.time_ms);
+    let request_id = format!(
+        "iad1::{:016x}-{}",
+        id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        r.time_ms
+    );
     json!({
         "id": format!("{}{:010}", r.time_ms, id),
         "message": format!(
@@ -71,7 +75,11 @@ pub fn lambda_entry(id: u64, r: &SynthRequest) -> serde_json::Value {
 
 /// A pino-http line for `r`, delivered inside a Vercel lambda entry's `message`.
 pub fn pino_http_entry(id: u64, r: &SynthRequest) -> serde_json::Value {
-    let request_id = format!("iad1::{:016x}-{}", id.wrapping_mul(0x9e37_79b9_7f4a_7c15), r.time_ms);
+    let request_id = format!(
+        "iad1::{:016x}-{}",
+        id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        r.time_ms
+    );
     let level = if r.status >= 500 { 50 } else { 30 };
     let line = json!({
         "level": level,
@@ -153,16 +161,34 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(seed: u64, start_ms: i64) -> Self {
-        Generator { rng: StdRng::seed_from_u64(seed), next_id: 1, time_ms: start_ms, step_ms: 5, error_ratio: 0.01, deployment_id: "dpl_bench000001".into() }
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+            next_id: 1,
+            time_ms: start_ms,
+            step_ms: 5,
+            error_ratio: 0.01,
+            deployment_id: "dpl_bench000001".into(),
+        }
     }
 
     pub fn next_request(&mut self) -> SynthRequest {
         let (method, path, base) = ROUTES[self.rng.random_range(0..ROUTES.len())];
         let slug = format!("article-{}", self.rng.random_range(0..5000));
-        let status = if self.rng.random_bool(self.error_ratio) { 500 } else { 200 };
+        let status = if self.rng.random_bool(self.error_ratio) {
+            500
+        } else {
+            200
+        };
         let latency_ms = (base * (0.5 + self.rng.random::<f64>() * 1.5) * 100.0).round() / 100.0;
         self.time_ms += self.step_ms;
-        SynthRequest { time_ms: self.time_ms, method, path: path.replace("{slug}", &slug), status, latency_ms, deployment_id: self.deployment_id.clone() }
+        SynthRequest {
+            time_ms: self.time_ms,
+            method,
+            path: path.replace("{slug}", &slug),
+            status,
+            latency_ms,
+            deployment_id: self.deployment_id.clone(),
+        }
     }
 
     /// One entry: 45% lambda summaries, 35% pino-http lines, 20% static hits.
@@ -172,10 +198,17 @@ impl Generator {
         let roll = self.rng.random_range(0..100);
         if roll < 20 {
             self.time_ms += self.step_ms;
-            return (EntryKind::Static, static_entry(id, self.time_ms, &self.deployment_id.clone()));
+            return (
+                EntryKind::Static,
+                static_entry(id, self.time_ms, &self.deployment_id.clone()),
+            );
         }
         let r = self.next_request();
-        if roll < 65 { (EntryKind::LambdaSummary, lambda_entry(id, &r)) } else { (EntryKind::PinoHttp, pino_http_entry(id, &r)) }
+        if roll < 65 {
+            (EntryKind::LambdaSummary, lambda_entry(id, &r))
+        } else {
+            (EntryKind::PinoHttp, pino_http_entry(id, &r))
+        }
     }
 
     /// A delivery of `n` entries as a JSON array body.
@@ -188,7 +221,8 @@ impl Generator {
     pub fn delivery_ndjson(&mut self, n: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for _ in 0..n {
-            serde_json::to_writer(&mut out, &self.next_entry().1).expect("serializing JSON values cannot fail");
+            serde_json::to_writer(&mut out, &self.next_entry().1)
+                .expect("serializing JSON values cannot fail");
             out.push(b'\n');
         }
         out

@@ -17,7 +17,10 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 fn new_hist() -> Box<Histogram<u32>> {
-    Box::new(Histogram::new_with_bounds(1, HIST_MAX_MS, HIST_SIGFIG).expect("static histogram bounds are valid"))
+    Box::new(
+        Histogram::new_with_bounds(1, HIST_MAX_MS, HIST_SIGFIG)
+            .expect("static histogram bounds are valid"),
+    )
 }
 
 #[derive(Debug, Default, Clone)]
@@ -50,12 +53,15 @@ impl Counts {
     }
 }
 
+/// One deployment's counts and latency histogram within a bucket.
+type DeployBucket = (Arc<str>, Counts, Option<Box<Histogram<u32>>>);
+
 #[derive(Debug, Default)]
 struct Bucket {
     idx: i64,
     counts: Counts,
     hist: Option<Box<Histogram<u32>>>,
-    deploys: Vec<(Arc<str>, Counts, Option<Box<Histogram<u32>>>)>,
+    deploys: Vec<DeployBucket>,
 }
 
 #[derive(Debug)]
@@ -69,7 +75,17 @@ struct Tier {
 impl Tier {
     fn new(res_ms: i64, span_ms: i64, counts: bool, hists: bool) -> Self {
         let len = (span_ms + 10 * 60_000) / res_ms + 2;
-        Tier { res_ms, counts, hists, slots: (0..len).map(|_| Bucket { idx: i64::MIN, ..Default::default() }).collect() }
+        Tier {
+            res_ms,
+            counts,
+            hists,
+            slots: (0..len)
+                .map(|_| Bucket {
+                    idx: i64::MIN,
+                    ..Default::default()
+                })
+                .collect(),
+        }
     }
 
     fn add(&mut self, ev: &FlowSample, deploy: &Arc<str>) {
@@ -80,7 +96,10 @@ impl Tier {
             if b.idx > idx {
                 return;
             }
-            *b = Bucket { idx, ..Default::default() };
+            *b = Bucket {
+                idx,
+                ..Default::default()
+            };
         }
         let di = match b.deploys.iter().position(|(d, _, _)| d == deploy) {
             Some(i) => i,
@@ -91,7 +110,8 @@ impl Tier {
             None => match b.deploys.iter().position(|(d, _, _)| &**d == "other") {
                 Some(i) => i,
                 None => {
-                    b.deploys.push((Arc::from("other"), Counts::default(), None));
+                    b.deploys
+                        .push((Arc::from("other"), Counts::default(), None));
                     b.deploys.len() - 1
                 }
             },
@@ -103,13 +123,17 @@ impl Tier {
         if let (true, Some(ms)) = (self.hists, ev.latency_ms) {
             let v = (ms.round() as u64).clamp(1, HIST_MAX_MS);
             b.hist.get_or_insert_with(new_hist).saturating_record(v);
-            b.deploys[di].2.get_or_insert_with(new_hist).saturating_record(v);
+            b.deploys[di]
+                .2
+                .get_or_insert_with(new_hist)
+                .saturating_record(v);
         }
     }
 
     fn buckets(&self, now_ms: i64, window_ms: i64) -> impl Iterator<Item = &Bucket> {
+        // As `CounterRing::sum`: every bucket that intersects [now − window, now].
         let end = now_ms.div_euclid(self.res_ms);
-        let n = (window_ms + self.res_ms - 1) / self.res_ms;
+        let n = (window_ms + self.res_ms - 1) / self.res_ms + 1;
         let len = self.slots.len() as i64;
         (end - n + 1..=end).filter_map(move |idx| {
             let b = &self.slots[idx.rem_euclid(len) as usize];
@@ -123,7 +147,14 @@ impl Tier {
             + self
                 .slots
                 .iter()
-                .map(|b| hist(&b.hist) + b.deploys.iter().map(|d| hist(&d.2) + d.1.statuses.capacity() * 16).sum::<usize>() + b.counts.statuses.capacity() * 16)
+                .map(|b| {
+                    hist(&b.hist)
+                        + b.deploys
+                            .iter()
+                            .map(|d| hist(&d.2) + d.1.statuses.capacity() * 16)
+                            .sum::<usize>()
+                        + b.counts.statuses.capacity() * 16
+                })
                 .sum::<usize>()
     }
 }
@@ -170,7 +201,12 @@ impl FlowState {
 
     pub fn add(&mut self, s: &FlowSample) {
         let deploy = self.intern(s.deployment_id.unwrap_or("unknown"));
-        for tier in [&mut self.minute, &mut self.five, &mut self.hour, &mut self.day] {
+        for tier in [
+            &mut self.minute,
+            &mut self.five,
+            &mut self.hour,
+            &mut self.day,
+        ] {
             tier.add(s, &deploy);
         }
     }
@@ -198,7 +234,7 @@ impl FlowState {
             (&self.day, &self.day)
         };
         let mut total = Counts::default();
-        let mut by_deploy: Vec<(Arc<str>, Counts, Option<Box<Histogram<u32>>>)> = Vec::new();
+        let mut by_deploy: Vec<DeployBucket> = Vec::new();
         for b in counts_tier.buckets(now_ms, window_ms) {
             total.merge(&b.counts);
             for (d, c, _) in &b.deploys {
@@ -229,15 +265,32 @@ impl FlowState {
         let mut deployments: Vec<DeployStats> = by_deploy
             .into_iter()
             .filter(|(_, c, h)| c.total > 0 || h.is_some())
-            .map(|(d, c, h)| DeployStats { deployment_id: d.to_string(), stats: Stats::from_parts(&c, h.as_deref()) })
+            .map(|(d, c, h)| DeployStats {
+                deployment_id: d.to_string(),
+                stats: Stats::from_parts(&c, h.as_deref()),
+            })
             .collect();
-        deployments.sort_by(|a, b| b.stats.total.cmp(&a.stats.total).then_with(|| a.deployment_id.cmp(&b.deployment_id)));
-        FlowHealthStats { stats: Stats::from_parts(&total, Some(&hist)), deployments }
+        deployments.sort_by(|a, b| {
+            b.stats
+                .total
+                .cmp(&a.stats.total)
+                .then_with(|| a.deployment_id.cmp(&b.deployment_id))
+        });
+        FlowHealthStats {
+            stats: Stats::from_parts(&total, Some(&hist)),
+            deployments,
+        }
     }
 
     /// Latency percentiles over a window (for SLO status).
     pub fn latency(&self, now_ms: i64, window_ms: i64) -> Option<Percentiles> {
-        let tier = if window_ms <= FINE_SPAN_MS { &self.five } else if window_ms <= HOUR_SPAN_MS { &self.hour } else { &self.day };
+        let tier = if window_ms <= FINE_SPAN_MS {
+            &self.five
+        } else if window_ms <= HOUR_SPAN_MS {
+            &self.hour
+        } else {
+            &self.day
+        };
         let mut hist = new_hist();
         for b in tier.buckets(now_ms, window_ms) {
             if let Some(h) = &b.hist {
@@ -248,7 +301,11 @@ impl FlowState {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.minute.heap_bytes() + self.five.heap_bytes() + self.hour.heap_bytes() + self.day.heap_bytes() + self.deploy_ids.len() * 64
+        self.minute.heap_bytes()
+            + self.five.heap_bytes()
+            + self.hour.heap_bytes()
+            + self.day.heap_bytes()
+            + self.deploy_ids.len() * 64
     }
 }
 
@@ -263,7 +320,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     fn of(h: &Histogram<u32>) -> Option<Self> {
-        (h.len() > 0).then(|| Percentiles {
+        (!h.is_empty()).then(|| Percentiles {
             p50: h.value_at_quantile(0.50) as f64,
             p95: h.value_at_quantile(0.95) as f64,
             p99: h.value_at_quantile(0.99) as f64,
@@ -290,7 +347,11 @@ impl Stats {
             errors: c.errors,
             error_ratio: (c.total > 0).then(|| c.errors as f64 / c.total as f64),
             latency_ms: h.and_then(Percentiles::of),
-            status_codes: c.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            status_codes: c
+                .statuses
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Counters are exact per bucket: 10 s buckets for windows up to 6h, 1 min buckets beyond (and
 //! for the period), so a window's burn rate is exact up to one bucket. A window of W covers the
-//! W/res buckets that end with the bucket holding "now".
+//! buckets that intersect `[now − W, now]` (W/res + 1 of them): no event younger than W is ever
+//! missed, and at most one bucket of older events is counted, so a rule never resolves early.
 
 mod flow;
 mod ring;
@@ -109,7 +110,13 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, _)| {
-                let period = catalog.slos.iter().filter(|s| s.flow_index == i).map(|s| s.period_ms).max().unwrap_or(max_period_ms);
+                let period = catalog
+                    .slos
+                    .iter()
+                    .filter(|s| s.flow_index == i)
+                    .map(|s| s.period_ms)
+                    .max()
+                    .unwrap_or(max_period_ms);
                 FlowState::new(period)
             })
             .collect();
@@ -122,11 +129,24 @@ impl Engine {
                 rules: s
                     .rules
                     .iter()
-                    .map(|_| RuleState { state: AlertState::Resolved, since_ms: None, suppressed: false, burn_long: None, burn_short: None })
+                    .map(|_| RuleState {
+                        state: AlertState::Resolved,
+                        since_ms: None,
+                        suppressed: false,
+                        burn_long: None,
+                        burn_short: None,
+                    })
                     .collect(),
             })
             .collect();
-        Engine { catalog, now_ms: i64::MIN, flows, slos, counters: EngineCounters::default(), max_period_ms }
+        Engine {
+            catalog,
+            now_ms: i64::MIN,
+            flows,
+            slos,
+            counters: EngineCounters::default(),
+            max_period_ms,
+        }
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -160,34 +180,18 @@ impl Engine {
     }
 
     pub fn record_request(&mut self, r: &RequestRecord) {
-        let Some(path) = r.path.as_deref() else {
-            self.counters.requests_unmatched += 1;
-            return;
-        };
-        let Some(fi) = self.catalog.match_request(r.method.as_deref(), path) else {
+        let Some(fi) = self.match_request(r) else {
             self.counters.requests_unmatched += 1;
             return;
         };
         self.counters.requests_matched += 1;
-        if !self.in_range(r.time_ms) {
-            return;
-        }
-        let error = r.is_server_error();
-        self.flows[fi].add(&FlowSample { time_ms: r.time_ms, status: Some(r.status), error, latency_ms: r.latency_ms, deployment_id: r.deployment_id.as_deref() });
-        for (si, slo) in self.catalog.slos.iter().enumerate() {
-            if slo.flow_index != fi {
-                continue;
-            }
-            let good = match slo.sli {
-                Sli::Availability => !error,
-                Sli::Latency { threshold_ms } => match r.latency_ms {
-                    Some(l) => l <= threshold_ms,
-                    None => continue, // no latency, no latency SLI event
-                },
-                Sli::Envelope => continue,
-            };
-            add_event(&mut self.slos[si], slo.period_ms, self.now_ms, r.time_ms, good);
-        }
+        self.record_sample(fi, &Sample::of_request(r));
+    }
+
+    /// The flow a request counts in, if any (catalog order decides overlaps).
+    pub fn match_request(&self, r: &RequestRecord) -> Option<usize> {
+        self.catalog
+            .match_request(r.method.as_deref(), r.path.as_deref()?)
     }
 
     pub fn record_flow_event(&mut self, e: &FlowEvent) {
@@ -196,22 +200,57 @@ impl Engine {
             return;
         };
         self.counters.flow_events_matched += 1;
-        if !self.in_range(e.time_ms) {
+        self.record_sample(fi, &Sample::of_flow_event(e));
+    }
+
+    /// Counts one observation already matched to flow `flow_index` (as when state is rebuilt
+    /// from archived request rows, which carry their flow).
+    pub fn record_sample(&mut self, flow_index: usize, s: &Sample<'_>) {
+        if flow_index >= self.flows.len() || !self.in_range(s.time_ms) {
             return;
         }
-        let good = e.outcome == Outcome::Success;
-        self.flows[fi].add(&FlowSample { time_ms: e.time_ms, status: None, error: !good, latency_ms: e.duration_ms, deployment_id: e.deployment_id.as_deref() });
+        let (error, status) = match s.kind {
+            SampleKind::Http { status } => (status >= 500 || status <= 0, Some(status)),
+            SampleKind::Envelope { success } => (!success, None),
+        };
+        self.flows[flow_index].add(&FlowSample {
+            time_ms: s.time_ms,
+            status,
+            error,
+            latency_ms: s.latency_ms,
+            deployment_id: s.deployment_id,
+        });
         for (si, slo) in self.catalog.slos.iter().enumerate() {
-            if slo.flow_index == fi && slo.sli == Sli::Envelope {
-                add_event(&mut self.slos[si], slo.period_ms, self.now_ms, e.time_ms, good);
+            if slo.flow_index != flow_index {
+                continue;
             }
+            let good = match (slo.sli, s.kind) {
+                (Sli::Availability, SampleKind::Http { .. }) => !error,
+                (Sli::Latency { threshold_ms }, SampleKind::Http { .. }) => match s.latency_ms {
+                    Some(l) => l <= threshold_ms,
+                    None => continue, // no latency, no latency SLI event
+                },
+                (Sli::Envelope, SampleKind::Envelope { success }) => success,
+                _ => continue,
+            };
+            add_event(
+                &mut self.slos[si],
+                slo.period_ms,
+                self.now_ms,
+                s.time_ms,
+                good,
+            );
         }
     }
 
     /// `(good, total)` of an SLO over a window ending now.
     pub fn window_counts(&self, slo_index: usize, window_ms: i64) -> (u64, u64) {
         let s = &self.slos[slo_index];
-        if window_ms <= FINE_SPAN_MS { s.fine.sum(self.now_ms, window_ms) } else { s.coarse.sum(self.now_ms, window_ms) }
+        if window_ms <= FINE_SPAN_MS {
+            s.fine.sum(self.now_ms, window_ms)
+        } else {
+            s.coarse.sum(self.now_ms, window_ms)
+        }
     }
 
     fn burn(&self, slo_index: usize, window_ms: i64) -> (Option<f64>, u64) {
@@ -257,19 +296,28 @@ impl Engine {
                 firing.push(fires);
                 burns.push((long, short));
             }
-            let remaining = self.budget_consumed(si).map(|c| 1.0 - c);
+            // The period sum is the costliest read: only when a transition needs it.
+            let mut remaining_cache: Option<Option<f64>> = None;
             for (ri, rule) in slo.rules.iter().enumerate() {
                 // Suppressed while a rule of higher severity (or of the same severity and listed
                 // earlier, i.e. faster) of the same SLO fires.
                 let suppressed = firing[ri]
                     && slo.rules.iter().enumerate().any(|(j, other)| {
-                        j != ri && firing[j] && (other.severity < rule.severity || (other.severity == rule.severity && j < ri))
+                        j != ri
+                            && firing[j]
+                            && (other.severity < rule.severity
+                                || (other.severity == rule.severity && j < ri))
                     });
-                let state = if firing[ri] { AlertState::Firing } else { AlertState::Resolved };
+                let state = if firing[ri] {
+                    AlertState::Firing
+                } else {
+                    AlertState::Resolved
+                };
                 let rs = &mut self.slos[si].rules[ri];
                 rs.burn_long = burns[ri].0;
                 rs.burn_short = burns[ri].1;
-                let changed = rs.state != state || (state == AlertState::Firing && rs.suppressed != suppressed);
+                let changed = rs.state != state
+                    || (state == AlertState::Firing && rs.suppressed != suppressed);
                 if rs.state != state {
                     rs.since_ms = Some(self.now_ms);
                 }
@@ -290,7 +338,8 @@ impl Engine {
                         factor: rule.factor,
                         long_window: format_duration(rule.long_ms),
                         short_window: format_duration(rule.short_ms),
-                        budget_remaining: remaining,
+                        budget_remaining: *remaining_cache
+                            .get_or_insert_with(|| self.budget_consumed(si).map(|c| 1.0 - c)),
                     });
                 }
             }
@@ -320,9 +369,20 @@ impl Engine {
             objective: (slo.objective * 1e9).round() / 1e7,
             period: format_duration(slo.period_ms),
             sli_kind: slo.sli,
-            sli: SliCounts { good, total, ratio: (total > 0).then(|| good as f64 / total as f64) },
-            error_budget: Budget { remaining, consumed, time_to_exhaustion_secs },
-            burn_rates: REPORTED_WINDOWS.iter().map(|(n, w)| (n.to_string(), self.burn(si, *w).0)).collect(),
+            sli: SliCounts {
+                good,
+                total,
+                ratio: (total > 0).then(|| good as f64 / total as f64),
+            },
+            error_budget: Budget {
+                remaining,
+                consumed,
+                time_to_exhaustion_secs,
+            },
+            burn_rates: REPORTED_WINDOWS
+                .iter()
+                .map(|(n, w)| (n.to_string(), self.burn(si, *w).0))
+                .collect(),
             alerts: slo
                 .rules
                 .iter()
@@ -360,7 +420,14 @@ impl Engine {
             .slos
             .iter()
             .zip(&self.slos)
-            .map(|(s, st)| (s.name.clone(), st.fine.heap_bytes() + st.coarse.heap_bytes() + self.flows[s.flow_index].heap_bytes()))
+            .map(|(s, st)| {
+                (
+                    s.name.clone(),
+                    st.fine.heap_bytes()
+                        + st.coarse.heap_bytes()
+                        + self.flows[s.flow_index].heap_bytes(),
+                )
+            })
             .collect()
     }
 }
@@ -371,6 +438,45 @@ fn add_event(s: &mut SloState, period_ms: i64, now_ms: i64, t: i64, good: bool) 
     }
     s.fine.add(t, good);
     s.coarse.add(t, good);
+}
+
+/// What kind of observation a [`Sample`] is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleKind {
+    /// An HTTP request; `-1` and `0` mean no response (a server failure).
+    Http { status: i32 },
+    /// A flow envelope's outcome.
+    Envelope { success: bool },
+}
+
+/// One observation of a flow, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample<'a> {
+    pub time_ms: i64,
+    pub kind: SampleKind,
+    pub latency_ms: Option<f64>,
+    pub deployment_id: Option<&'a str>,
+}
+
+impl<'a> Sample<'a> {
+    pub fn of_request(r: &'a RequestRecord) -> Self {
+        Sample {
+            time_ms: r.time_ms,
+            kind: SampleKind::Http { status: r.status },
+            latency_ms: r.latency_ms,
+            deployment_id: r.deployment_id.as_deref(),
+        }
+    }
+    pub fn of_flow_event(e: &'a FlowEvent) -> Self {
+        Sample {
+            time_ms: e.time_ms,
+            kind: SampleKind::Envelope {
+                success: e.outcome == Outcome::Success,
+            },
+            latency_ms: e.duration_ms,
+            deployment_id: e.deployment_id.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -18,7 +18,17 @@ impl CounterRing {
     /// A ring that holds at least `span_ms` of past plus `future_ms` of future buckets.
     pub fn new(res_ms: i64, span_ms: i64, future_ms: i64) -> Self {
         let len = (span_ms + future_ms) / res_ms + 2;
-        CounterRing { res_ms, slots: vec![Slot { idx: i64::MIN, good: 0, total: 0 }; len as usize] }
+        CounterRing {
+            res_ms,
+            slots: vec![
+                Slot {
+                    idx: i64::MIN,
+                    good: 0,
+                    total: 0
+                };
+                len as usize
+            ],
+        }
     }
 
     pub fn res_ms(&self) -> i64 {
@@ -34,17 +44,24 @@ impl CounterRing {
             if slot.idx > idx {
                 return false;
             }
-            *slot = Slot { idx, good: 0, total: 0 };
+            *slot = Slot {
+                idx,
+                good: 0,
+                total: 0,
+            };
         }
         slot.total += 1;
         slot.good += u64::from(good);
         true
     }
 
-    /// `(good, total)` over the `window_ms / res` buckets ending with the bucket of `now_ms`.
+    /// `(good, total)` over the buckets that intersect `[now − window, now]`: the
+    /// `window / res + 1` buckets ending with the bucket of `now_ms`. Conservative by at most one
+    /// bucket: no event younger than the window is missed, and at most one bucket of older ones
+    /// is counted (so a rule never resolves early).
     pub fn sum(&self, now_ms: i64, window_ms: i64) -> (u64, u64) {
         let end = now_ms.div_euclid(self.res_ms);
-        let buckets = (window_ms / self.res_ms).clamp(1, self.slots.len() as i64 - 1);
+        let buckets = (window_ms / self.res_ms + 1).clamp(1, self.slots.len() as i64 - 1);
         let n = self.slots.len() as i64;
         let (mut good, mut total) = (0, 0);
         for idx in end - buckets + 1..=end {

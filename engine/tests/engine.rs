@@ -17,11 +17,25 @@ fn catalog(objective: f64, extra: &str) -> Arc<Catalog> {
 }
 
 fn req(t: i64, status: i32, latency: f64) -> RequestRecord {
-    RequestRecord { time_ms: t, request_id: None, method: Some("POST".into()), path: Some("/api/checkout".into()), status, latency_ms: Some(latency), deployment_id: Some("dpl_1".into()) }
+    RequestRecord {
+        time_ms: t,
+        request_id: None,
+        method: Some("POST".into()),
+        path: Some("/api/checkout".into()),
+        status,
+        latency_ms: Some(latency),
+        deployment_id: Some("dpl_1".into()),
+    }
 }
 
 /// Feeds one request per second from `from` to `to` (exclusive), evaluating each second.
-fn run(e: &mut Engine, from: i64, to: i64, status: impl Fn(i64) -> i32, mut on: impl FnMut(i64, Vec<AlertTransition>)) {
+fn run(
+    e: &mut Engine,
+    from: i64,
+    to: i64,
+    status: impl Fn(i64) -> i32,
+    mut on: impl FnMut(i64, Vec<AlertTransition>),
+) {
     let mut t = from;
     while t < to {
         e.advance(t);
@@ -48,14 +62,30 @@ fn workbook_budget_arithmetic() {
 fn total_outage_on_999_fires_fast_burn_after_0_864_minutes() {
     let mut e = Engine::new(catalog(99.9, ""));
     // One hour of clean traffic at 1 req/s, then a total outage.
-    run(&mut e, T0, T0 + 3_600_000, |_| 200, |_, tr| assert!(tr.is_empty()));
+    run(
+        &mut e,
+        T0,
+        T0 + 3_600_000,
+        |_| 200,
+        |_, tr| assert!(tr.is_empty()),
+    );
     let outage = T0 + 3_600_000;
     let mut fired_at = None;
-    run(&mut e, outage, outage + 300_000, |_| 500, |t, tr| {
-        if fired_at.is_none() && tr.iter().any(|x| x.alert == "fast_burn" && x.state == AlertState::Firing) {
-            fired_at = Some(t);
-        }
-    });
+    run(
+        &mut e,
+        outage,
+        outage + 300_000,
+        |_| 500,
+        |t, tr| {
+            if fired_at.is_none()
+                && tr
+                    .iter()
+                    .any(|x| x.alert == "fast_burn" && x.state == AlertState::Firing)
+            {
+                fired_at = Some(t);
+            }
+        },
+    );
     // Workbook: (1 − SLO)/e × W × BR = 0.001 × 3600 s × 14.4 = 51.84 s (0.864 min). The 1h window
     // holds 3591..3600 requests (10 s buckets), so it fires on the 52nd or 53rd error.
     let secs = (fired_at.unwrap() - outage) / 1000 + 1;
@@ -63,7 +93,13 @@ fn total_outage_on_999_fires_fast_burn_after_0_864_minutes() {
     // And not a moment earlier: after 51 errors the burn is below 14.4.
     let mut e2 = Engine::new(catalog(99.9, ""));
     run(&mut e2, T0, T0 + 3_600_000, |_| 200, |_, _| {});
-    run(&mut e2, outage, outage + 51_000, |_| 500, |_, tr| assert!(tr.iter().all(|x| x.alert != "fast_burn")));
+    run(
+        &mut e2,
+        outage,
+        outage + 51_000,
+        |_| 500,
+        |_, tr| assert!(tr.iter().all(|x| x.alert != "fast_burn")),
+    );
 }
 
 #[test]
@@ -79,7 +115,13 @@ fn fast_burn_resolves_one_short_window_after_errors_stop_and_suppresses_slow_bur
     let start = T0 + 6 * 3_600_000;
     let stop = start + 600_000; // 10 minutes of 100% errors
     let mut log = Vec::new();
-    run(&mut e, start, stop + 3_600_000, |t| if t < stop { 500 } else { 200 }, |t, tr| log.extend(tr.into_iter().map(|x| (t, x))));
+    run(
+        &mut e,
+        start,
+        stop + 3_600_000,
+        |t| if t < stop { 500 } else { 200 },
+        |t, tr| log.extend(tr.into_iter().map(|x| (t, x))),
+    );
     let fast: Vec<_> = log.iter().filter(|(_, x)| x.alert == "fast_burn").collect();
     assert_eq!(fast.len(), 2, "fires once, resolves once: {fast:#?}");
     assert_eq!(fast[0].1.state, AlertState::Firing);
@@ -88,7 +130,10 @@ fn fast_burn_resolves_one_short_window_after_errors_stop_and_suppresses_slow_bur
     // The 5m short window drops below 14.4× about 5 minutes after the errors stop
     // (600 errors in the last 300 s → 0 once they leave the window; exact up to one 10 s bucket).
     let resolved_after = (fast[1].0 - stop) / 1000;
-    assert!((280..=310).contains(&resolved_after), "resolved {resolved_after}s after the errors stopped");
+    assert!(
+        (280..=310).contains(&resolved_after),
+        "resolved {resolved_after}s after the errors stopped"
+    );
     // slow_burn (6× over 6h and 30m) trips too, but is suppressed while fast_burn fires.
     let slow_first = log.iter().find(|(_, x)| x.alert == "slow_burn").unwrap();
     assert_eq!(slow_first.1.state, AlertState::Firing);
@@ -104,11 +149,19 @@ fn min_events_guards_low_traffic() {
     for i in 0..50 {
         e.record_request(&req(T0 + i, 500, 10.0));
     }
-    assert!(e.evaluate().iter().all(|x| x.slo != "avail"), "50 events < min_events 100");
+    assert!(
+        e.evaluate().iter().all(|x| x.slo != "avail"),
+        "50 events < min_events 100"
+    );
     let mut e = Engine::new(catalog(99.9, ""));
     e.advance(T0);
     e.record_request(&req(T0, 500, 10.0));
-    assert!(e.evaluate().iter().any(|x| x.slo == "avail" && x.alert == "fast_burn"), "without the guard one failure pages");
+    assert!(
+        e.evaluate()
+            .iter()
+            .any(|x| x.slo == "avail" && x.alert == "fast_burn"),
+        "without the guard one failure pages"
+    );
 }
 
 #[test]
@@ -121,9 +174,20 @@ fn latency_and_envelope_slis_use_exact_counts() {
     let mut no_latency = req(T0, 200, 0.0);
     no_latency.latency_ms = None;
     e.record_request(&no_latency);
-    assert_eq!(e.window_counts(1, 300_000), (3, 5), "≤ 300 ms is good; no latency, no event");
+    assert_eq!(
+        e.window_counts(1, 300_000),
+        (3, 5),
+        "≤ 300 ms is good; no latency, no event"
+    );
     for o in [Outcome::Success, Outcome::Failure, Outcome::Success] {
-        e.record_flow_event(&FlowEvent { time_ms: T0, flow: "signup".into(), outcome: o, duration_ms: Some(20.0), request_id: None, deployment_id: None });
+        e.record_flow_event(&FlowEvent {
+            time_ms: T0,
+            flow: "signup".into(),
+            outcome: o,
+            duration_ms: Some(20.0),
+            request_id: None,
+            deployment_id: None,
+        });
     }
     assert_eq!(e.window_counts(2, 300_000), (2, 3));
     let h = e.flow_health("checkout", 3_600_000).unwrap();
@@ -159,7 +223,11 @@ fn memory_per_slo_stays_under_4_mib_at_full_history() {
     while t < start + 30 * 86_400_000 {
         e.advance(t);
         let mut r = req(t, if t % 7 == 0 { 500 } else { 200 }, (t % 900) as f64);
-        r.deployment_id = Some(if (t / 3_600_000) % 2 == 0 { "dpl_a".into() } else { "dpl_b".into() });
+        r.deployment_id = Some(if (t / 3_600_000) % 2 == 0 {
+            "dpl_a".into()
+        } else {
+            "dpl_b".into()
+        });
         e.record_request(&r);
         t += 20_000;
     }
@@ -174,11 +242,21 @@ mod reference {
 
     /// Recomputes a window from the raw accepted events, with the engine's bucket rule.
     fn brute(events: &[(i64, bool)], now: i64, window: i64) -> (u64, u64) {
-        let res = if window <= FINE_SPAN_MS { FINE_RES_MS } else { COARSE_RES_MS };
+        let res = if window <= FINE_SPAN_MS {
+            FINE_RES_MS
+        } else {
+            COARSE_RES_MS
+        };
         let end = now.div_euclid(res);
-        let start = end - window / res + 1;
-        let inside: Vec<_> = events.iter().filter(|(t, _)| (start..=end).contains(&t.div_euclid(res))).collect();
-        (inside.iter().filter(|(_, g)| *g).count() as u64, inside.len() as u64)
+        let start = end - window / res;
+        let inside: Vec<_> = events
+            .iter()
+            .filter(|(t, _)| (start..=end).contains(&t.div_euclid(res)))
+            .collect();
+        (
+            inside.iter().filter(|(_, g)| *g).count() as u64,
+            inside.len() as u64,
+        )
     }
 
     proptest! {

@@ -56,13 +56,15 @@ fn severity(status: i32) -> u8 {
 
 /// Merges the parts of one request (same key, in delivery order) into a request record.
 pub fn merge_parts(parts: &[&RequestPart]) -> Option<RequestRecord> {
-    let chosen = parts
-        .iter()
-        .filter(|p| p.status.is_some())
-        .fold(None::<&RequestPart>, |best, p| match best {
-            Some(b) if severity(b.status.unwrap_or(0)) >= severity(p.status.unwrap_or(0)) => Some(b),
+    let chosen = parts.iter().filter(|p| p.status.is_some()).fold(
+        None::<&RequestPart>,
+        |best, p| match best {
+            Some(b) if severity(b.status.unwrap_or(0)) >= severity(p.status.unwrap_or(0)) => {
+                Some(b)
+            }
             _ => Some(p),
-        })?;
+        },
+    )?;
     let first = |f: &dyn Fn(&RequestPart) -> Option<String>| {
         f(chosen).or_else(|| parts.iter().find_map(|p| f(p)))
     };

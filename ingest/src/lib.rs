@@ -16,7 +16,7 @@ mod signature;
 mod vercel;
 
 pub use body::{decompress, frame, is_empty_ping};
-pub use dedupe::Deduper;
+pub use dedupe::{Admission, Deduper};
 pub use entry::{Decoded, Entry, EntryError, RequestPart, merge_parts};
 pub use record::{LogRecord, Origin, log_schema, logs_to_batch};
 pub use signature::{sign as sign_vercel, verify_vercel_signature};
@@ -58,7 +58,11 @@ pub fn decode_vercel(body: &[u8], received_ms: i64) -> Result<Decoded, IngestErr
 }
 
 /// Decodes pino NDJSON posted directly: one log record per line. `service` names the sender.
-pub fn decode_pino(body: &[u8], service: Option<&str>, received_ms: i64) -> Result<Decoded, IngestError> {
+pub fn decode_pino(
+    body: &[u8],
+    service: Option<&str>,
+    received_ms: i64,
+) -> Result<Decoded, IngestError> {
     let mut out = Decoded::default();
     for (index, framed) in frame(body)? {
         let result = framed.and_then(|text| {
@@ -73,16 +77,28 @@ pub fn decode_pino(body: &[u8], service: Option<&str>, received_ms: i64) -> Resu
     Ok(out)
 }
 
-fn decode_pino_line(text: &str, obj: &RawObject<'_>, service: Option<&str>, received_ms: i64) -> Entry {
+fn decode_pino_line(
+    text: &str,
+    obj: &RawObject<'_>,
+    service: Option<&str>,
+    received_ms: i64,
+) -> Entry {
     // A stable id: the same line redelivered hashes the same.
     let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()));
     let mut rec = LogRecord::new(id.clone(), received_ms, received_ms, Origin::Pino);
-    rec.service = service.map(str::to_owned).or_else(|| obj.str("name").map(|s| s.into_owned()));
+    rec.service = service
+        .map(str::to_owned)
+        .or_else(|| obj.str("name").map(|s| s.into_owned()));
     rec.host = obj.str("hostname").map(|s| s.into_owned());
     let mut attrs = AttrWriter::default();
     let extras = pino::apply(obj, &mut rec, &mut attrs);
     rec.attributes = attrs.finish();
-    Entry { dedupe_key: id, logs: vec![rec], requests: extras.request.into_iter().collect(), flows: extras.flow.into_iter().collect() }
+    Entry {
+        dedupe_key: id,
+        logs: vec![rec],
+        requests: extras.request.into_iter().collect(),
+        flows: extras.flow.into_iter().collect(),
+    }
 }
 
 fn describe_json_error(text: &str, e: &serde_json::Error) -> String {
@@ -103,6 +119,8 @@ pub struct Assembled {
     pub flows: Vec<FlowEvent>,
     pub accepted: usize,
     pub duplicates: usize,
+    /// Entries whose earlier copy is still being stored: the whole body must be retried.
+    pub pending: usize,
     /// Dedupe keys admitted by this batch (entries and requests), to [`Deduper::forget`] them if
     /// the batch is then not stored.
     pub admitted_keys: Vec<String>,
@@ -110,14 +128,22 @@ pub struct Assembled {
 
 /// Drops redelivered entries, then turns the parts of each request into one request record.
 /// A request whose key was already counted (in an earlier delivery) is not counted again.
+/// Admitted keys are pending: the caller commits them once the batch is stored, or forgets them.
 pub fn assemble(entries: Vec<Entry>, dedupe: &mut Deduper, now_ms: i64) -> Assembled {
     let mut out = Assembled::default();
     let mut keyed: HashMap<String, Vec<RequestPart>> = HashMap::new();
     let mut key_order: Vec<String> = Vec::new();
     for entry in entries {
-        if !dedupe.admit(&entry.dedupe_key, now_ms) {
-            out.duplicates += 1;
-            continue;
+        match dedupe.admit(&entry.dedupe_key, now_ms) {
+            Admission::New => {}
+            Admission::Duplicate => {
+                out.duplicates += 1;
+                continue;
+            }
+            Admission::Pending => {
+                out.pending += 1;
+                continue;
+            }
         }
         out.accepted += 1;
         out.admitted_keys.push(entry.dedupe_key);
@@ -140,9 +166,13 @@ pub fn assemble(entries: Vec<Entry>, dedupe: &mut Deduper, now_ms: i64) -> Assem
         let refs: Vec<&RequestPart> = parts.iter().collect();
         if let Some(request) = merge_parts(&refs) {
             let request_key = format!("request:{key}");
-            if dedupe.admit(&request_key, now_ms) {
-                out.admitted_keys.push(request_key);
-                out.requests.push(request);
+            match dedupe.admit(&request_key, now_ms) {
+                Admission::New => {
+                    out.admitted_keys.push(request_key);
+                    out.requests.push(request);
+                }
+                Admission::Duplicate => {}
+                Admission::Pending => out.pending += 1,
             }
         }
     }

@@ -7,9 +7,17 @@ pub enum Piece<'a> {
     /// A line the application wrote: pino/JSON or plain text.
     User(&'a str),
     /// `[GET] /path status=200` (also `[GET] [middleware: "x"] / status=200`).
-    Summary { method: &'a str, path: &'a str, status: Option<i32>, text: &'a str },
+    Summary {
+        method: &'a str,
+        path: &'a str,
+        status: Option<i32>,
+        text: &'a str,
+    },
     /// `REPORT RequestId: … Duration: 116 ms …`.
-    Report { duration_ms: Option<f64>, text: &'a str },
+    Report {
+        duration_ms: Option<f64>,
+        text: &'a str,
+    },
     /// `START RequestId: …` / `END RequestId: …`: framing, dropped.
     Framing,
 }
@@ -47,7 +55,9 @@ pub fn split_message(message: &str) -> Vec<Piece<'_>> {
 }
 
 fn looks_like_object(s: &str) -> bool {
-    s.starts_with('{') && s.ends_with('}') && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
+    s.starts_with('{')
+        && s.ends_with('}')
+        && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
 }
 
 fn classify(line: &str) -> Piece<'_> {
@@ -56,7 +66,10 @@ fn classify(line: &str) -> Piece<'_> {
         return Piece::Framing;
     }
     if body.starts_with("REPORT RequestId:") {
-        return Piece::Report { duration_ms: report_duration(body), text: line };
+        return Piece::Report {
+            duration_ms: report_duration(body),
+            text: line,
+        };
     }
     if let Some(summary) = summary_line(body, line) {
         return summary;
@@ -103,9 +116,18 @@ fn summary_line<'a>(body: &'a str, text: &'a str) -> Option<Piece<'a>> {
     }
     let status = rest
         .rfind("status=")
-        .and_then(|p| rest[p + 7..].split(|c: char| !(c.is_ascii_digit() || c == '-')).next())
+        .and_then(|p| {
+            rest[p + 7..]
+                .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .next()
+        })
         .and_then(|s| s.parse().ok());
-    Some(Piece::Summary { method, path, status, text })
+    Some(Piece::Summary {
+        method,
+        path,
+        status,
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -124,15 +146,33 @@ mod tests {
     #[test]
     fn reads_summary_line() {
         let p = split_message("[POST] /api/subscribe/checkout status=502");
-        assert!(matches!(p[0], Piece::Summary { method: "POST", path: "/api/subscribe/checkout", status: Some(502), .. }));
+        assert!(matches!(
+            p[0],
+            Piece::Summary {
+                method: "POST",
+                path: "/api/subscribe/checkout",
+                status: Some(502),
+                ..
+            }
+        ));
         let p = split_message("[GET] [middleware: \"middleware\"] / status=200");
-        assert!(matches!(p[0], Piece::Summary { method: "GET", path: "/", status: Some(200), .. }));
+        assert!(matches!(
+            p[0],
+            Piece::Summary {
+                method: "GET",
+                path: "/",
+                status: Some(200),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn tab_separated_report_with_init_duration() {
         let m = "REPORT RequestId: x\tInit Duration: 200.5 ms\tDuration: 1472.20 ms\tBilled Duration: 1473 ms";
-        assert!(matches!(split_message(m)[0], Piece::Report { duration_ms: Some(d), .. } if d == 1472.20));
+        assert!(
+            matches!(split_message(m)[0], Piece::Report { duration_ms: Some(d), .. } if d == 1472.20)
+        );
     }
 
     #[test]
@@ -144,6 +184,9 @@ mod tests {
     #[test]
     fn user_lines_split_on_both_newline_forms() {
         let p = split_message("one\ntwo\\nthree");
-        assert_eq!(p, vec![Piece::User("one"), Piece::User("two"), Piece::User("three")]);
+        assert_eq!(
+            p,
+            vec![Piece::User("one"), Piece::User("two"), Piece::User("three")]
+        );
     }
 }

@@ -8,7 +8,16 @@ use crate::raw::{AttrWriter, RawObject};
 use crate::record::{LogRecord, level_from_name, level_from_pino_number};
 
 /// Keys that become columns (and are therefore not repeated in `attributes`).
-const MAPPED: &[&str] = &["level", "time", "msg", "message", "responseTime", "flow", "outcome", "duration_ms"];
+const MAPPED: &[&str] = &[
+    "level",
+    "time",
+    "msg",
+    "message",
+    "responseTime",
+    "flow",
+    "outcome",
+    "duration_ms",
+];
 
 /// True for a pino line as found nested in a Vercel message: numeric `level` 10–60 and a `time`.
 pub fn is_pino(obj: &RawObject<'_>) -> bool {
@@ -21,7 +30,9 @@ pub fn pino_time_ms(obj: &RawObject<'_>) -> Option<i64> {
     let raw = obj.get("time")?;
     if raw.get().starts_with('"') {
         let s = crate::raw::raw_str(raw)?;
-        return chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_millis());
+        return chrono::DateTime::parse_from_rfc3339(&s)
+            .ok()
+            .map(|t| t.timestamp_millis());
     }
     let t = crate::raw::raw_num(raw)?;
     let ms = if t.abs() < 1e11 { t * 1000.0 } else { t };
@@ -72,7 +83,10 @@ pub fn apply(obj: &RawObject<'_>, rec: &mut LogRecord, attrs: &mut AttrWriter) -
     } else if let Some(id) = obj.str_or_num("reqId") {
         rec.request_id.get_or_insert_with(|| id.into_owned());
     }
-    let res_status = res.as_ref().and_then(|r| r.num("statusCode")).map(|s| s as i32);
+    let res_status = res
+        .as_ref()
+        .and_then(|r| r.num("statusCode"))
+        .map(|s| s as i32);
     if res_status.is_some() {
         rec.status = res_status;
     }

@@ -21,7 +21,11 @@ impl<'a> RawObject<'a> {
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
         // Last one wins for duplicate keys, as in JSON.parse.
-        self.fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
     }
 
     /// A string field; `null`, `""` and non-strings read as `None`.
@@ -34,7 +38,7 @@ impl<'a> RawObject<'a> {
         let raw = self.get(key)?;
         raw_str(raw).or_else(|| {
             let t = raw.get();
-            (t.starts_with(|c: char| c == '-' || c.is_ascii_digit())).then(|| Cow::Borrowed(t))
+            (t.starts_with(|c: char| c == '-' || c.is_ascii_digit())).then_some(Cow::Borrowed(t))
         })
     }
 
@@ -67,7 +71,12 @@ pub fn raw_str<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
 pub fn raw_num(raw: &RawValue) -> Option<f64> {
     let t = raw.get();
     if let Some(stripped) = t.strip_prefix('"') {
-        return stripped.strip_suffix('"')?.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        return stripped
+            .strip_suffix('"')?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite());
     }
     t.parse::<f64>().ok().filter(|v| v.is_finite())
 }
@@ -137,7 +146,8 @@ impl AttrWriter {
             self.buf.push_str(key);
             self.buf.push('"');
         } else {
-            self.buf.push_str(&serde_json::to_string(key).unwrap_or_else(|_| "\"?\"".into()));
+            self.buf
+                .push_str(&serde_json::to_string(key).unwrap_or_else(|_| "\"?\"".into()));
         }
         self.buf.push(':');
         push_compact(&mut self.buf, raw);
@@ -154,7 +164,9 @@ impl AttrWriter {
 
 impl fmt::Debug for RawObject<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.fields.iter().map(|(k, v)| (k, v.get()))).finish()
+        f.debug_map()
+            .entries(self.fields.iter().map(|(k, v)| (k, v.get())))
+            .finish()
     }
 }
 

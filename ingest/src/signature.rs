@@ -5,7 +5,12 @@ use sha1::Sha1;
 
 /// Checks the signature against the body as received, then (for gzip deliveries) against the
 /// decompressed body: Vercel does not document which one it signs. Constant-time comparison.
-pub fn verify_vercel_signature(secret: &[u8], signature_hex: &str, raw: &[u8], decompressed: Option<&[u8]>) -> bool {
+pub fn verify_vercel_signature(
+    secret: &[u8],
+    signature_hex: &str,
+    raw: &[u8],
+    decompressed: Option<&[u8]>,
+) -> bool {
     let Ok(sig) = hex::decode(signature_hex.trim()) else {
         return false;
     };

@@ -9,20 +9,42 @@ use crate::record::{LogRecord, Origin, level_from_name};
 
 /// Keys mapped to columns. `proxy` is mapped but also kept whole in `attributes`.
 const MAPPED: &[&str] = &[
-    "id", "timestamp", "source", "projectId", "projectName", "deploymentId", "host", "level", "message",
-    "type", "requestId", "statusCode", "environment", "executionRegion", "path", "traceId", "trace.id",
+    "id",
+    "timestamp",
+    "source",
+    "projectId",
+    "projectName",
+    "deploymentId",
+    "host",
+    "level",
+    "message",
+    "type",
+    "requestId",
+    "statusCode",
+    "environment",
+    "executionRegion",
+    "path",
+    "traceId",
+    "trace.id",
 ];
 
 /// Decodes one entry. `Err` names the field that is missing or wrong.
 pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, String> {
-    let id = obj.str_or_num("id").ok_or_else(|| missing_or_wrong(obj, "id", "a string"))?;
+    let id = obj
+        .str_or_num("id")
+        .ok_or_else(|| missing_or_wrong(obj, "id", "a string"))?;
     let timestamp = obj
         .get("timestamp")
         .and_then(raw_num)
         .filter(|t| t.abs() < 1e15)
-        .ok_or_else(|| missing_or_wrong(obj, "timestamp", "epoch milliseconds"))? as i64;
-    let source = obj.str("source").ok_or_else(|| missing_or_wrong(obj, "source", "a string"))?;
-    let project_id = obj.str("projectId").ok_or_else(|| missing_or_wrong(obj, "projectId", "a string"))?;
+        .ok_or_else(|| missing_or_wrong(obj, "timestamp", "epoch milliseconds"))?
+        as i64;
+    let source = obj
+        .str("source")
+        .ok_or_else(|| missing_or_wrong(obj, "source", "a string"))?;
+    let project_id = obj
+        .str("projectId")
+        .ok_or_else(|| missing_or_wrong(obj, "projectId", "a string"))?;
 
     let mut attrs = AttrWriter::default();
     for (k, v) in &obj.fields {
@@ -37,15 +59,19 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
     base.service = obj.str("projectName").map(|s| s.into_owned());
     base.source = Some(source.into_owned());
     base.vercel_type = obj.str("type").map(|s| s.into_owned());
-    base.level = obj.str("level").and_then(|l| level_from_name(&l)).or_else(|| {
-        match base.vercel_type.as_deref() {
-            Some("stderr") => Some("error"),
-            Some("fatal") => Some("fatal"),
-            _ => Some("info"),
-        }
-    });
+    base.level =
+        obj.str("level")
+            .and_then(|l| level_from_name(&l))
+            .or(match base.vercel_type.as_deref() {
+                Some("stderr") => Some("error"),
+                Some("fatal") => Some("fatal"),
+                _ => Some("info"),
+            });
     base.request_id = obj.str("requestId").map(|s| s.into_owned());
-    base.trace_id = obj.str("traceId").or_else(|| obj.str("trace.id")).map(|s| s.into_owned());
+    base.trace_id = obj
+        .str("traceId")
+        .or_else(|| obj.str("trace.id"))
+        .map(|s| s.into_owned());
     base.deployment_id = obj.str("deploymentId").map(|s| s.into_owned());
     base.project_id = Some(project_id.into_owned());
     base.host = obj.str("host").map(|s| s.into_owned());
@@ -55,7 +81,9 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
         .str("executionRegion")
         .or_else(|| proxy.as_ref().and_then(|p| p.str("region")))
         .map(|s| s.into_owned());
-    let entry_status = obj.num("statusCode").or_else(|| proxy.as_ref().and_then(|p| p.num("statusCode")));
+    let entry_status = obj
+        .num("statusCode")
+        .or_else(|| proxy.as_ref().and_then(|p| p.num("statusCode")));
     base.status = entry_status.map(|s| s as i32);
     if let Some(p) = &proxy {
         base.method = p.str("method").map(|s| s.into_owned());
@@ -73,7 +101,12 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
     for piece in &pieces {
         match piece {
             Piece::User(line) => user_lines.push(*line),
-            Piece::Summary { method, path, status, text } => {
+            Piece::Summary {
+                method,
+                path,
+                status,
+                text,
+            } => {
                 summary.get_or_insert((method, path, *status));
                 summary_text.push(text);
             }
@@ -85,7 +118,12 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
         }
     }
 
-    let mut entry = Entry { dedupe_key: base.log_id.clone(), logs: Vec::new(), requests: Vec::new(), flows: Vec::new() };
+    let mut entry = Entry {
+        dedupe_key: base.log_id.clone(),
+        logs: Vec::new(),
+        requests: Vec::new(),
+        flows: Vec::new(),
+    };
     // The entry's own record: the summary (or the whole message when it holds no user lines).
     let mut head = base.clone();
     head.attributes = base_attrs.clone();
@@ -100,7 +138,11 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
     let emit_head = user_lines.is_empty() || !summary_text.is_empty();
     if emit_head {
         head.message = if user_lines.is_empty() {
-            message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned)
+            message
+                .as_deref()
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
         } else {
             Some(summary_text.join("\n"))
         };
@@ -113,7 +155,10 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
             key: base.request_id.clone(),
             time_ms: timestamp,
             method: head.method.clone(),
-            path: head.path.as_deref().map(|p| pino::strip_query(p).to_owned()),
+            path: head
+                .path
+                .as_deref()
+                .map(|p| pino::strip_query(p).to_owned()),
             status,
             response_time_ms: None,
             report_duration_ms: report_ms,
@@ -127,9 +172,16 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
 
     for line in user_lines {
         let mut rec = base.clone();
-        rec.log_id = if entry.logs.is_empty() { base.log_id.clone() } else { format!("{}:{}", base.log_id, entry.logs.len()) };
+        rec.log_id = if entry.logs.is_empty() {
+            base.log_id.clone()
+        } else {
+            format!("{}:{}", base.log_id, entry.logs.len())
+        };
         let mut line_attrs = AttrWriter::default();
-        let parsed = line.starts_with('{').then(|| RawObject::parse(line).ok()).flatten();
+        let parsed = line
+            .starts_with('{')
+            .then(|| RawObject::parse(line).ok())
+            .flatten();
         match parsed {
             Some(obj) if pino::is_pino(&obj) => {
                 let extras = pino::apply(&obj, &mut rec, &mut line_attrs);

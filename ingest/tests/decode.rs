@@ -8,7 +8,11 @@ use slowburn_ingest::{Deduper, Outcome, assemble, decode_pino, decode_vercel};
 const NOW: i64 = 1_796_329_600_000;
 
 fn pino_fixture() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/pino/warrant.ndjson")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/pino/warrant.ndjson"
+    ))
+    .unwrap()
 }
 
 /// Wraps each pino line in a Vercel stdout entry, as a Next.js function's stdout arrives.
@@ -34,21 +38,58 @@ fn pino_direct_yields_logs_requests_and_flows() {
     assert!(d.errors.is_empty(), "{:?}", d.errors);
     let a = assemble(d.entries, &mut Deduper::new(3_600_000, 10_000), NOW);
     assert_eq!(a.logs.len(), 10);
-    assert!(a.logs.iter().all(|l| l.service.as_deref() == Some("warrant-web") && l.origin.as_str() == "pino"));
+    assert!(
+        a.logs
+            .iter()
+            .all(|l| l.service.as_deref() == Some("warrant-web") && l.origin.as_str() == "pino")
+    );
     let statuses: Vec<i32> = a.requests.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, vec![200, 200, 502, 200, 500], "one request per pino-http completion line");
-    assert_eq!(a.requests[0].path.as_deref(), Some("/api/articles/hello-world"), "query string stripped");
+    assert_eq!(
+        statuses,
+        vec![200, 200, 502, 200, 500],
+        "one request per pino-http completion line"
+    );
+    assert_eq!(
+        a.requests[0].path.as_deref(),
+        Some("/api/articles/hello-world"),
+        "query string stripped"
+    );
     assert_eq!(a.requests[0].latency_ms, Some(5.0));
-    let checkout_failed = a.logs.iter().find(|l| l.message.as_deref() == Some("checkout failed")).unwrap();
+    let checkout_failed = a
+        .logs
+        .iter()
+        .find(|l| l.message.as_deref() == Some("checkout failed"))
+        .unwrap();
     assert_eq!(checkout_failed.level, Some("error"));
-    assert_eq!(checkout_failed.err_message.as_deref(), Some("stripe: card_declined"));
-    assert_eq!(checkout_failed.status, None, "an app line with req bindings is not a request");
-    let bare_error = a.logs.iter().find(|l| l.err_message.as_deref() == Some("meilisearch: index not found")).unwrap();
+    assert_eq!(
+        checkout_failed.err_message.as_deref(),
+        Some("stripe: card_declined")
+    );
+    assert_eq!(
+        checkout_failed.status, None,
+        "an app line with req bindings is not a request"
+    );
+    let bare_error = a
+        .logs
+        .iter()
+        .find(|l| l.err_message.as_deref() == Some("meilisearch: index not found"))
+        .unwrap();
     assert_eq!(bare_error.err_type.as_deref(), Some("Error"));
     assert_eq!(a.flows.len(), 2);
-    assert_eq!((a.flows[0].flow.as_str(), a.flows[0].outcome, a.flows[0].duration_ms), ("subscribe_checkout", Outcome::Failure, Some(812.0)));
+    assert_eq!(
+        (
+            a.flows[0].flow.as_str(),
+            a.flows[0].outcome,
+            a.flows[0].duration_ms
+        ),
+        ("subscribe_checkout", Outcome::Failure, Some(812.0))
+    );
     // Event time is pino's `time`, not the receive time.
-    assert!(a.logs.iter().all(|l| l.event_time_ms < NOW && l.received_time_ms == NOW));
+    assert!(
+        a.logs
+            .iter()
+            .all(|l| l.event_time_ms < NOW && l.received_time_ms == NOW)
+    );
 }
 
 #[test]
@@ -60,10 +101,18 @@ fn pino_nested_in_vercel_messages() {
     assert_eq!(a.logs.len(), 10);
     let statuses: Vec<i32> = a.requests.iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 502, 200, 500]);
-    assert!(a.requests.iter().all(|r| r.deployment_id.as_deref() == Some("dpl_abc")));
+    assert!(
+        a.requests
+            .iter()
+            .all(|r| r.deployment_id.as_deref() == Some("dpl_abc"))
+    );
     assert_eq!(a.requests[2].request_id.as_deref(), Some("iad1::req-3"));
     // pino's level wins over Vercel's stream level.
-    let failed = a.logs.iter().find(|l| l.message.as_deref() == Some("checkout failed")).unwrap();
+    let failed = a
+        .logs
+        .iter()
+        .find(|l| l.message.as_deref() == Some("checkout failed"))
+        .unwrap();
     assert_eq!(failed.level, Some("error"));
     assert_eq!(failed.err_type.as_deref(), Some("Error"));
     // pino's time is the event time.
@@ -73,32 +122,76 @@ fn pino_nested_in_vercel_messages() {
 
 #[test]
 fn a_request_counts_once_across_entries_and_redeliveries() {
-    let entry = |id: &str, msg: &str, status: Option<i32>| {
-        json!({"id": id, "timestamp": NOW, "source": "lambda", "projectId": "p", "requestId": "r1", "message": msg, "statusCode": status})
-    };
+    let entry = |id: &str, msg: &str, status: Option<i32>| json!({"id": id, "timestamp": NOW, "source": "lambda", "projectId": "p", "requestId": "r1", "message": msg, "statusCode": status});
     let batch = json!([
-        entry("1", "START RequestId: x\nEND RequestId: x\nREPORT RequestId: x Duration: 40 ms", Some(200)),
-        entry("2", r#"{"level":30,"time":1,"req":{"id":7},"res":{"statusCode":200},"responseTime":35,"msg":"request completed"}"#, None),
+        entry(
+            "1",
+            "START RequestId: x\nEND RequestId: x\nREPORT RequestId: x Duration: 40 ms",
+            Some(200)
+        ),
+        entry(
+            "2",
+            r#"{"level":30,"time":1,"req":{"id":7},"res":{"statusCode":200},"responseTime":35,"msg":"request completed"}"#,
+            None
+        ),
         entry("3", "plain stdout line", None),
     ]);
     let mut dedupe = Deduper::new(3_600_000, 10_000);
     let body = serde_json::to_vec(&batch).unwrap();
     let a = assemble(decode_vercel(&body, NOW).unwrap().entries, &mut dedupe, NOW);
     assert_eq!(a.requests.len(), 1);
-    assert_eq!(a.requests[0].latency_ms, Some(35.0), "pino-http responseTime wins over REPORT");
-    let again = assemble(decode_vercel(&body, NOW).unwrap().entries, &mut dedupe, NOW + 1000);
-    assert_eq!((again.accepted, again.duplicates, again.requests.len()), (0, 3, 0));
+    // While the first copy is not yet stored, a redelivery is neither new nor a duplicate.
+    let early = assemble(
+        decode_vercel(&body, NOW).unwrap().entries,
+        &mut dedupe,
+        NOW + 500,
+    );
+    assert_eq!((early.accepted, early.duplicates, early.pending), (0, 0, 3));
+    dedupe.commit(&a.admitted_keys);
+    assert_eq!(
+        a.requests[0].latency_ms,
+        Some(35.0),
+        "pino-http responseTime wins over REPORT"
+    );
+    let again = assemble(
+        decode_vercel(&body, NOW).unwrap().entries,
+        &mut dedupe,
+        NOW + 1000,
+    );
+    assert_eq!(
+        (again.accepted, again.duplicates, again.requests.len()),
+        (0, 3, 0)
+    );
     // A new entry for an already-counted request is a log line, not a second request.
     let late = serde_json::to_vec(&json!([entry("4", "[GET] /x status=500", None)])).unwrap();
-    let late = assemble(decode_vercel(&late, NOW).unwrap().entries, &mut dedupe, NOW + 2000);
+    let late = assemble(
+        decode_vercel(&late, NOW).unwrap().entries,
+        &mut dedupe,
+        NOW + 2000,
+    );
     assert_eq!((late.accepted, late.requests.len()), (1, 0));
+    // A body that is not stored is forgotten, and its redelivery counts.
+    for k in &late.admitted_keys {
+        dedupe.forget(k);
+    }
+    let late = serde_json::to_vec(&json!([entry("4", "[GET] /x status=500", None)])).unwrap();
+    let again = assemble(
+        decode_vercel(&late, NOW).unwrap().entries,
+        &mut dedupe,
+        NOW + 3000,
+    );
+    assert_eq!(again.accepted, 1);
 }
 
 #[test]
 fn crashed_functions_are_server_failures() {
     for status in [-1, 0] {
         let body = serde_json::to_vec(&json!([{"id": "c", "timestamp": NOW, "source": "lambda", "projectId": "p", "statusCode": status, "requestId": "q"}])).unwrap();
-        let a = assemble(decode_vercel(&body, NOW).unwrap().entries, &mut Deduper::new(1, 10), NOW);
+        let a = assemble(
+            decode_vercel(&body, NOW).unwrap().entries,
+            &mut Deduper::new(1, 10),
+            NOW,
+        );
         assert_eq!(a.requests.len(), 1);
         assert!(a.requests[0].is_server_error());
     }
@@ -116,16 +209,29 @@ fn partial_batches_report_each_bad_entry() {
     ]"#;
     let d = decode_vercel(body, NOW).unwrap();
     assert_eq!(d.entries.len(), 2);
-    let errors: Vec<(usize, &str)> = d.errors.iter().map(|e| (e.index, e.error.as_str())).collect();
-    assert_eq!(errors, vec![
-        (1, "missing required field `id`"),
-        (2, "field `timestamp` must be epoch milliseconds, got \"yesterday\""),
-        (3, "required field `source` is empty or null"),
-        (4, "entry is not a JSON object"),
-    ]);
+    let errors: Vec<(usize, &str)> = d
+        .errors
+        .iter()
+        .map(|e| (e.index, e.error.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (1, "missing required field `id`"),
+            (
+                2,
+                "field `timestamp` must be epoch milliseconds, got \"yesterday\""
+            ),
+            (3, "required field `source` is empty or null"),
+            (4, "entry is not a JSON object"),
+        ]
+    );
     // Wrong-typed optional fields are kept, not dropped.
     let attrs = d.entries[1].logs[0].attributes.as_deref().unwrap();
-    assert!(attrs.contains(r#""statusCode":"abc""#) && attrs.contains(r#""level":7"#), "{attrs}");
+    assert!(
+        attrs.contains(r#""statusCode":"abc""#) && attrs.contains(r#""level":7"#),
+        "{attrs}"
+    );
     assert_eq!(d.entries[1].logs[0].status, None);
 }
 
@@ -141,17 +247,27 @@ fn truncated_array_keeps_the_entries_before_the_cut() {
 #[test]
 fn one_megabyte_message_line() {
     let big = "x".repeat(1 << 20);
-    let body = serde_json::to_vec(&json!([{"id":"big","timestamp":NOW,"source":"lambda","projectId":"p","message": big}])).unwrap();
+    let body = serde_json::to_vec(
+        &json!([{"id":"big","timestamp":NOW,"source":"lambda","projectId":"p","message": big}]),
+    )
+    .unwrap();
     let d = decode_vercel(&body, NOW).unwrap();
-    assert_eq!(d.entries[0].logs[0].message.as_ref().map(String::len), Some(1 << 20));
+    assert_eq!(
+        d.entries[0].logs[0].message.as_ref().map(String::len),
+        Some(1 << 20)
+    );
 }
 
 #[test]
 fn unknown_fields_and_escaped_keys_pass_through() {
     let body = br#"{"id":"u","timestamp":1,"source":"edge","projectId":"p","invocationId":"inv_1","we\"ird":{"a": [1, 2]}}"#;
     let d = decode_vercel(body, NOW).unwrap();
-    let attrs: Value = serde_json::from_str(d.entries[0].logs[0].attributes.as_deref().unwrap()).unwrap();
-    assert_eq!(attrs, json!({"invocationId": "inv_1", "we\"ird": {"a": [1, 2]}}));
+    let attrs: Value =
+        serde_json::from_str(d.entries[0].logs[0].attributes.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        attrs,
+        json!({"invocationId": "inv_1", "we\"ird": {"a": [1, 2]}})
+    );
 }
 
 mod props {

@@ -30,7 +30,11 @@ fn every_fixture_matches_its_golden_file() {
         let decoded = decode_vercel(&body, RECEIVED_MS).unwrap();
         let raw: Vec<Value> = serde_json::from_slice(&body).unwrap();
         assert!(decoded.errors.is_empty(), "{name}: {:?}", decoded.errors);
-        assert_eq!(decoded.entries.len(), raw.len(), "{name}: every entry decodes");
+        assert_eq!(
+            decoded.entries.len(),
+            raw.len(),
+            "{name}: every entry decodes"
+        );
         let mut dedupe = Deduper::new(3_600_000, 1000);
         let a = assemble(decoded.entries, &mut dedupe, RECEIVED_MS);
         let batch = logs_to_batch(&a.logs).unwrap();
@@ -43,9 +47,15 @@ fn every_fixture_matches_its_golden_file() {
         } else {
             let want = std::fs::read_to_string(&path).unwrap_or_default();
             if want != pretty {
-                failures.push(format!("{name}: decoded output differs from {}", path.display()));
+                failures.push(format!(
+                    "{name}: decoded output differs from {}",
+                    path.display()
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{failures:#?}\nrerun with UPDATE_GOLDEN=1 and review the diff");
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\nrerun with UPDATE_GOLDEN=1 and review the diff"
+    );
 }

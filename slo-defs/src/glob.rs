@@ -21,11 +21,16 @@ impl PathGlob {
             .map(|s| match s {
                 "*" => Ok(Seg::Star),
                 "**" => Ok(Seg::DoubleStar),
-                s if s.contains('*') => Err(format!("path `{pattern}`: `*` must be a whole segment (`/*/` or `/**/`)")),
+                s if s.contains('*') => Err(format!(
+                    "path `{pattern}`: `*` must be a whole segment (`/*/` or `/**/`)"
+                )),
                 s => Ok(Seg::Lit(s.to_owned())),
             })
             .collect::<Result<_, _>>()?;
-        Ok(PathGlob { pattern: pattern.to_owned(), segments })
+        Ok(PathGlob {
+            pattern: pattern.to_owned(),
+            segments,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -53,7 +58,10 @@ fn match_from(pat: &[Seg], path: &[&str]) -> bool {
         Some((Seg::DoubleStar, rest)) => (0..=path.len()).any(|i| match_from(rest, &path[i..])),
         Some((seg, rest)) => match path.split_first() {
             None => false,
-            Some((p, prest)) => (matches!(seg, Seg::Star) || matches!(seg, Seg::Lit(l) if l == p)) && match_from(rest, prest),
+            Some((p, prest)) => {
+                (matches!(seg, Seg::Star) || matches!(seg, Seg::Lit(l) if l == p))
+                    && match_from(rest, prest)
+            }
         },
     }
 }
@@ -61,8 +69,14 @@ fn match_from(pat: &[Seg], path: &[&str]) -> bool {
 fn overlap(a: &[Seg], b: &[Seg]) -> bool {
     match (a.split_first(), b.split_first()) {
         (None, None) => true,
-        (Some((Seg::DoubleStar, ar)), _) => overlap(ar, b) || (!b.is_empty() && overlap(a, &b[1..])) || (b.first() == Some(&Seg::DoubleStar) && overlap(ar, b)),
-        (_, Some((Seg::DoubleStar, br))) => overlap(a, br) || (!a.is_empty() && overlap(&a[1..], b)),
+        (Some((Seg::DoubleStar, ar)), _) => {
+            overlap(ar, b)
+                || (!b.is_empty() && overlap(a, &b[1..]))
+                || (b.first() == Some(&Seg::DoubleStar) && overlap(ar, b))
+        }
+        (_, Some((Seg::DoubleStar, br))) => {
+            overlap(a, br) || (!a.is_empty() && overlap(&a[1..], b))
+        }
         (None, _) | (_, None) => false,
         (Some((x, ar)), Some((y, br))) => {
             let seg_ok = match (x, y) {

@@ -20,14 +20,22 @@ impl Catalog {
     /// The index of the first flow whose HTTP matchers match (catalog order decides overlaps,
     /// which `check-defs` reports as errors).
     pub fn match_request(&self, method: Option<&str>, path: &str) -> Option<usize> {
-        self.flows.iter().position(|f| f.matchers.iter().any(|m| m.matches(method, path)))
+        self.flows
+            .iter()
+            .position(|f| f.matchers.iter().any(|m| m.matches(method, path)))
     }
     pub fn match_envelope(&self, name: &str) -> Option<usize> {
-        self.flows.iter().position(|f| f.envelope.as_deref() == Some(name))
+        self.flows
+            .iter()
+            .position(|f| f.envelope.as_deref() == Some(name))
     }
     /// The longest SLO period (how far back state must reach), in milliseconds.
     pub fn longest_period_ms(&self) -> i64 {
-        self.slos.iter().map(|s| s.period_ms).max().unwrap_or(30 * 86_400_000)
+        self.slos
+            .iter()
+            .map(|s| s.period_ms)
+            .max()
+            .unwrap_or(30 * 86_400_000)
     }
 }
 
@@ -138,10 +146,38 @@ pub struct Rule {
 /// for a 30-day period. Factors for other periods are scaled as Sloth does:
 /// `factor = budget_share × period / long_window` (so 14.4 at 30d, 13.44 at 28d).
 pub const DEFAULT_RULES: [(&str, f64, i64, i64, Severity, Action); 4] = [
-    ("fast_burn", 0.02, 3_600_000, 300_000, Severity::SEV1, Action::Page),
-    ("slow_burn", 0.05, 6 * 3_600_000, 1_800_000, Severity::SEV2, Action::Page),
-    ("drift_day", 0.10, 86_400_000, 2 * 3_600_000, Severity::SEV3, Action::Ticket),
-    ("drift_3day", 0.10, 3 * 86_400_000, 6 * 3_600_000, Severity::SEV3, Action::Ticket),
+    (
+        "fast_burn",
+        0.02,
+        3_600_000,
+        300_000,
+        Severity::SEV1,
+        Action::Page,
+    ),
+    (
+        "slow_burn",
+        0.05,
+        6 * 3_600_000,
+        1_800_000,
+        Severity::SEV2,
+        Action::Page,
+    ),
+    (
+        "drift_day",
+        0.10,
+        86_400_000,
+        2 * 3_600_000,
+        Severity::SEV3,
+        Action::Ticket,
+    ),
+    (
+        "drift_3day",
+        0.10,
+        3 * 86_400_000,
+        6 * 3_600_000,
+        Severity::SEV3,
+        Action::Ticket,
+    ),
 ];
 
 pub fn scaled_factor(budget_share: f64, period_ms: i64, long_ms: i64) -> f64 {

@@ -109,13 +109,25 @@ struct RuleDoc {
 pub fn load_path(path: &Path) -> Result<(Catalog, Vec<Diagnostic>), Vec<Diagnostic>> {
     let files = if path.is_dir() {
         let mut files: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| vec![diag(Level::Error, &path.display().to_string(), None, format!("cannot read directory: {e}"))])?
+            .map_err(|e| {
+                vec![diag(
+                    Level::Error,
+                    &path.display().to_string(),
+                    None,
+                    format!("cannot read directory: {e}"),
+                )]
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(vec![diag(Level::Error, &path.display().to_string(), None, "no .yaml files in this directory".into())]);
+            return Err(vec![diag(
+                Level::Error,
+                &path.display().to_string(),
+                None,
+                "no .yaml files in this directory".into(),
+            )]);
         }
         files
     } else {
@@ -124,7 +136,8 @@ pub fn load_path(path: &Path) -> Result<(Catalog, Vec<Diagnostic>), Vec<Diagnost
     let mut docs = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        let text = std::fs::read_to_string(&f).map_err(|e| vec![diag(Level::Error, &name, None, format!("cannot read: {e}"))])?;
+        let text = std::fs::read_to_string(&f)
+            .map_err(|e| vec![diag(Level::Error, &name, None, format!("cannot read: {e}"))])?;
         docs.push((name, text));
     }
     check(&docs)
@@ -136,7 +149,12 @@ pub fn load_str(file: &str, text: &str) -> Result<(Catalog, Vec<Diagnostic>), Ve
 }
 
 fn diag(level: Level, file: &str, subject: Option<&str>, message: String) -> Diagnostic {
-    Diagnostic { level, file: file.to_owned(), subject: subject.map(str::to_owned), message }
+    Diagnostic {
+        level,
+        file: file.to_owned(),
+        subject: subject.map(str::to_owned),
+        message,
+    }
 }
 
 /// Validates `(file name, YAML text)` documents as one catalog. `Ok` carries warnings only.
@@ -150,7 +168,12 @@ pub fn check(docs: &[(String, String)]) -> Result<(Catalog, Vec<Diagnostic>), Ve
                 for f in doc.flows {
                     if let Some(flow) = build_flow(file, f, &mut out) {
                         if flows.iter().any(|(_, g)| g.name == flow.name) {
-                            out.push(diag(Level::Error, file, Some(&flow.name), "flow is defined twice".into()));
+                            out.push(diag(
+                                Level::Error,
+                                file,
+                                Some(&flow.name),
+                                "flow is defined twice".into(),
+                            ));
                         } else {
                             flows.push((file.clone(), flow));
                         }
@@ -158,7 +181,12 @@ pub fn check(docs: &[(String, String)]) -> Result<(Catalog, Vec<Diagnostic>), Ve
                 }
                 slo_docs.extend(doc.slos.into_iter().map(|s| (file.clone(), s)));
             }
-            Err(e) => out.push(diag(Level::Error, file, None, format!("invalid catalog: {e}"))),
+            Err(e) => out.push(diag(
+                Level::Error,
+                file,
+                None,
+                format!("invalid catalog: {e}"),
+            )),
         }
     }
     // Overlapping matchers make a request's flow depend on catalog order: refuse them.
@@ -181,7 +209,12 @@ pub fn check(docs: &[(String, String)]) -> Result<(Catalog, Vec<Diagnostic>), Ve
     for (file, s) in slo_docs {
         let name = s.name.clone();
         if !names.insert(name.clone()) {
-            out.push(diag(Level::Error, &file, Some(&name), "SLO is defined twice".into()));
+            out.push(diag(
+                Level::Error,
+                &file,
+                Some(&name),
+                "SLO is defined twice".into(),
+            ));
             continue;
         }
         match build_slo(&file, s, &flows, &mut out) {
@@ -191,57 +224,123 @@ pub fn check(docs: &[(String, String)]) -> Result<(Catalog, Vec<Diagnostic>), Ve
     }
     for (file, f) in &flows {
         if !slos.iter().any(|s: &Slo| s.flow == f.name) {
-            out.push(diag(Level::Warning, file, Some(&f.name), "flow is not used by any SLO".into()));
+            out.push(diag(
+                Level::Warning,
+                file,
+                Some(&f.name),
+                "flow is not used by any SLO".into(),
+            ));
         }
     }
-    if docs.iter().all(|(_, t)| !t.trim().is_empty()) && slos.is_empty() && !out.iter().any(|d| d.level == Level::Error) {
-        out.push(diag(Level::Warning, docs.first().map_or("", |d| d.0.as_str()), None, "the catalog defines no SLOs".into()));
+    if docs.iter().all(|(_, t)| !t.trim().is_empty())
+        && slos.is_empty()
+        && !out.iter().any(|d| d.level == Level::Error)
+    {
+        out.push(diag(
+            Level::Warning,
+            docs.first().map_or("", |d| d.0.as_str()),
+            None,
+            "the catalog defines no SLOs".into(),
+        ));
     }
     if out.iter().any(|d| d.level == Level::Error) {
         return Err(out);
     }
-    Ok((Catalog { flows: flows.into_iter().map(|(_, f)| f).collect(), slos }, out))
+    Ok((
+        Catalog {
+            flows: flows.into_iter().map(|(_, f)| f).collect(),
+            slos,
+        },
+        out,
+    ))
 }
 
 fn build_flow(file: &str, f: FlowDoc, out: &mut Vec<Diagnostic>) -> Option<Flow> {
     let name = f.name.clone();
     if !valid_name(&name) {
-        out.push(diag(Level::Error, file, Some(&name), "flow names use lowercase letters, digits, `_` and `-`".into()));
+        out.push(diag(
+            Level::Error,
+            file,
+            Some(&name),
+            "flow names use lowercase letters, digits, `_` and `-`".into(),
+        ));
         return None;
     }
     if f.matchers.is_empty() && f.envelope.is_none() {
-        out.push(diag(Level::Error, file, Some(&name), "flow needs `match` (HTTP method and path) or `envelope` (a flow-envelope name)".into()));
+        out.push(diag(
+            Level::Error,
+            file,
+            Some(&name),
+            "flow needs `match` (HTTP method and path) or `envelope` (a flow-envelope name)".into(),
+        ));
         return None;
     }
     let mut matchers = Vec::new();
     for m in f.matchers {
         match PathGlob::new(&m.path) {
-            Ok(path) => matchers.push(Matcher { method: m.method.map(|s| s.to_ascii_uppercase()), path }),
+            Ok(path) => matchers.push(Matcher {
+                method: m.method.map(|s| s.to_ascii_uppercase()),
+                path,
+            }),
             Err(e) => out.push(diag(Level::Error, file, Some(&name), e)),
         }
     }
-    Some(Flow { name, description: f.description, matchers, envelope: f.envelope })
+    Some(Flow {
+        name,
+        description: f.description,
+        matchers,
+        envelope: f.envelope,
+    })
 }
 
-fn build_slo(file: &str, s: SloDoc, flows: &[(String, Flow)], out: &mut Vec<Diagnostic>) -> Option<Slo> {
+fn build_slo(
+    file: &str,
+    s: SloDoc,
+    flows: &[(String, Flow)],
+    out: &mut Vec<Diagnostic>,
+) -> Option<Slo> {
     let name = s.name.as_str();
     let before = out.len();
-    let err = |out: &mut Vec<Diagnostic>, msg: String| out.push(diag(Level::Error, file, Some(name), msg));
+    let err = |out: &mut Vec<Diagnostic>, msg: String| {
+        out.push(diag(Level::Error, file, Some(name), msg))
+    };
     if !valid_name(name) {
-        err(out, "SLO names use lowercase letters, digits, `_` and `-`".into());
+        err(
+            out,
+            "SLO names use lowercase letters, digits, `_` and `-`".into(),
+        );
     }
     let flow_index = flows.iter().position(|(_, f)| f.name == s.flow);
     if flow_index.is_none() {
         let known: Vec<&str> = flows.iter().map(|(_, f)| f.name.as_str()).collect();
-        err(out, format!("unknown flow `{}` (known flows: {})", s.flow, known.join(", ")));
+        err(
+            out,
+            format!(
+                "unknown flow `{}` (known flows: {})",
+                s.flow,
+                known.join(", ")
+            ),
+        );
     }
     if !(s.objective > 0.0 && s.objective < 100.0) {
-        err(out, format!("objective {} must be a percentage strictly between 0 and 100 (e.g. 99.9)", s.objective));
+        err(
+            out,
+            format!(
+                "objective {} must be a percentage strictly between 0 and 100 (e.g. 99.9)",
+                s.objective
+            ),
+        );
     }
     let period_ms = match parse_duration(&s.period) {
         Ok(p) if p % 86_400_000 == 0 && p <= 366 * 86_400_000 => p,
         Ok(_) => {
-            err(out, format!("period `{}` must be a whole number of days up to 366d (e.g. 30d, 28d, 7d)", s.period));
+            err(
+                out,
+                format!(
+                    "period `{}` must be a whole number of days up to 366d (e.g. 30d, 28d, 7d)",
+                    s.period
+                ),
+            );
             0
         }
         Err(e) => {
@@ -258,61 +357,114 @@ fn build_slo(file: &str, s: SloDoc, flows: &[(String, Flow)], out: &mut Vec<Diag
             None
         }
         ("availability" | "envelope", Some(_)) => {
-            err(out, format!("`threshold_ms` applies only to `kind: latency`, not `{}`", s.sli.kind));
+            err(
+                out,
+                format!(
+                    "`threshold_ms` applies only to `kind: latency`, not `{}`",
+                    s.sli.kind
+                ),
+            );
             None
         }
         (k, _) => {
-            err(out, format!("unknown SLI kind `{k}` (use availability, latency or envelope)"));
+            err(
+                out,
+                format!("unknown SLI kind `{k}` (use availability, latency or envelope)"),
+            );
             None
         }
     };
-    if let (Some(Sli::Envelope), Some(i)) = (sli, flow_index) {
-        if flows[i].1.envelope.is_none() {
-            err(out, format!("`kind: envelope` needs a flow with `envelope:`, and flow `{}` has none", s.flow));
-        }
+    if let (Some(Sli::Envelope), Some(i)) = (sli, flow_index)
+        && flows[i].1.envelope.is_none()
+    {
+        err(
+            out,
+            format!(
+                "`kind: envelope` needs a flow with `envelope:`, and flow `{}` has none",
+                s.flow
+            ),
+        );
     }
-    if let (Some(Sli::Availability | Sli::Latency { .. }), Some(i)) = (sli, flow_index) {
-        if flows[i].1.matchers.is_empty() {
-            err(out, format!("flow `{}` has no HTTP matchers, so `{}` would never see a request", s.flow, s.sli.kind));
-        }
+    if let (Some(Sli::Availability | Sli::Latency { .. }), Some(i)) = (sli, flow_index)
+        && flows[i].1.matchers.is_empty()
+    {
+        err(
+            out,
+            format!(
+                "flow `{}` has no HTTP matchers, so `{}` would never see a request",
+                s.flow, s.sli.kind
+            ),
+        );
     }
     for key in s.alerts.keys() {
         if !DEFAULT_RULES.iter().any(|r| r.0 == key) && s.alerts[key].factor.is_none() {
-            err(out, format!("alert rule `{key}` is not a default rule (fast_burn, slow_burn, drift_day, drift_3day), so it needs factor, long, short and severity"));
+            err(
+                out,
+                format!(
+                    "alert rule `{key}` is not a default rule (fast_burn, slow_burn, drift_day, drift_3day), so it needs factor, long, short and severity"
+                ),
+            );
         }
     }
     let mut rules = Vec::new();
     let budget = ((100.0 - s.objective) * 1e7).round() / 1e9;
     let mut names: Vec<&str> = DEFAULT_RULES.iter().map(|r| r.0).collect();
-    names.extend(s.alerts.keys().map(String::as_str).filter(|k| !DEFAULT_RULES.iter().any(|r| r.0 == *k)));
+    names.extend(
+        s.alerts
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !DEFAULT_RULES.iter().any(|r| r.0 == *k)),
+    );
     for rule_name in names {
         let default = DEFAULT_RULES.iter().find(|r| r.0 == rule_name);
         let over = s.alerts.get(rule_name);
         if over.is_some_and(|o| o.disabled) {
             continue;
         }
-        let dur = |v: Option<&String>, d: Option<i64>, what: &str, out: &mut Vec<Diagnostic>| match v {
-            Some(v) => match parse_duration(v) {
-                Ok(ms) if ms % 10_000 == 0 && (ms <= 6 * 3_600_000 || ms % 60_000 == 0) => Some(ms),
-                Ok(_) => {
-                    err(out, format!("alert `{rule_name}`: {what} window `{v}` must be a multiple of 10s (of 1m above 6h)"));
-                    None
-                }
-                Err(e) => {
-                    err(out, format!("alert `{rule_name}`: {what} window: {e}"));
-                    None
-                }
-            },
-            None => d,
+        let dur = |v: Option<&String>, d: Option<i64>, what: &str, out: &mut Vec<Diagnostic>| {
+            match v {
+                Some(v) => match parse_duration(v) {
+                    Ok(ms) if ms % 10_000 == 0 && (ms <= 6 * 3_600_000 || ms % 60_000 == 0) => {
+                        Some(ms)
+                    }
+                    Ok(_) => {
+                        err(
+                            out,
+                            format!(
+                                "alert `{rule_name}`: {what} window `{v}` must be a multiple of 10s (of 1m above 6h)"
+                            ),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        err(out, format!("alert `{rule_name}`: {what} window: {e}"));
+                        None
+                    }
+                },
+                None => d,
+            }
         };
-        let long_ms = dur(over.and_then(|o| o.long.as_ref()), default.map(|d| d.2), "long", out);
-        let short_ms = dur(over.and_then(|o| o.short.as_ref()), default.map(|d| d.3), "short", out);
+        let long_ms = dur(
+            over.and_then(|o| o.long.as_ref()),
+            default.map(|d| d.2),
+            "long",
+            out,
+        );
+        let short_ms = dur(
+            over.and_then(|o| o.short.as_ref()),
+            default.map(|d| d.3),
+            "short",
+            out,
+        );
         let severity = match over.and_then(|o| o.severity.as_deref()) {
             Some("SEV1") => Some(Severity::SEV1),
             Some("SEV2") => Some(Severity::SEV2),
             Some("SEV3") => Some(Severity::SEV3),
             Some(other) => {
-                err(out, format!("alert `{rule_name}`: severity `{other}` must be SEV1, SEV2 or SEV3"));
+                err(
+                    out,
+                    format!("alert `{rule_name}`: severity `{other}` must be SEV1, SEV2 or SEV3"),
+                );
                 None
             }
             None => default.map(|d| d.4),
@@ -321,30 +473,47 @@ fn build_slo(file: &str, s: SloDoc, flows: &[(String, Flow)], out: &mut Vec<Diag
             Some("page") => Some(Action::Page),
             Some("ticket") => Some(Action::Ticket),
             Some(other) => {
-                err(out, format!("alert `{rule_name}`: action `{other}` must be page or ticket"));
+                err(
+                    out,
+                    format!("alert `{rule_name}`: action `{other}` must be page or ticket"),
+                );
                 None
             }
             None => default.map(|d| d.5).or(Some(Action::Ticket)),
         };
-        let (Some(long_ms), Some(short_ms), Some(severity), Some(action)) = (long_ms, short_ms, severity, action) else {
+        let (Some(long_ms), Some(short_ms), Some(severity), Some(action)) =
+            (long_ms, short_ms, severity, action)
+        else {
             if default.is_none() {
-                err(out, format!("alert `{rule_name}` needs long, short and severity"));
+                err(
+                    out,
+                    format!("alert `{rule_name}` needs long, short and severity"),
+                );
             }
             continue;
         };
         if short_ms >= long_ms {
-            err(out, format!("alert `{rule_name}`: short window must be shorter than the long window"));
+            err(
+                out,
+                format!("alert `{rule_name}`: short window must be shorter than the long window"),
+            );
         }
         if long_ms > period_ms && period_ms > 0 {
-            err(out, format!("alert `{rule_name}`: long window is longer than the SLO period"));
+            err(
+                out,
+                format!("alert `{rule_name}`: long window is longer than the SLO period"),
+            );
         }
         let factor = match (over.and_then(|o| o.factor), default) {
             (Some(f), _) if f > 0.0 => f,
             (Some(f), _) => {
-                err(out, format!("alert `{rule_name}`: factor {f} must be positive"));
+                err(
+                    out,
+                    format!("alert `{rule_name}`: factor {f} must be positive"),
+                );
                 continue;
             }
-            (None, Some(d)) => scaled_factor(d.1, period_ms.max(1), long_ms),
+            (None, Some(d)) => scaled_factor(d.1, period_ms.max(1), d.2),
             (None, None) => continue,
         };
         if budget > 0.0 && factor > 1.0 / budget {
@@ -352,7 +521,14 @@ fn build_slo(file: &str, s: SloDoc, flows: &[(String, Flow)], out: &mut Vec<Diag
                 "alert `{rule_name}` can never fire: factor {factor} exceeds 1/(1-objective) = {:.2}, the burn rate of a total outage", 1.0 / budget
             )));
         }
-        rules.push(Rule { name: rule_name.to_owned(), factor, long_ms, short_ms, severity, action });
+        rules.push(Rule {
+            name: rule_name.to_owned(),
+            factor,
+            long_ms,
+            short_ms,
+            severity,
+            action,
+        });
     }
     if out.len() > before && out[before..].iter().any(|d| d.level == Level::Error) {
         return None;
@@ -373,5 +549,7 @@ fn build_slo(file: &str, s: SloDoc, flows: &[(String, Flow)], out: &mut Vec<Diag
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }

@@ -4,4 +4,5 @@
 mod cli;
 mod common;
 mod ingest_http;
+mod notify;
 mod slo_api;

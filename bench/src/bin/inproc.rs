@@ -51,7 +51,11 @@ fn write_deliveries(dir: &std::path::Path, mb: usize) -> anyhow::Result<()> {
         std::fs::write(dir.join(format!("{n:06}.ndjson")), body)?;
         n += 1;
     }
-    println!("wrote {n} files, {:.1} MB, to {}", written as f64 / 1e6, dir.display());
+    println!(
+        "wrote {n} files, {:.1} MB, to {}",
+        written as f64 / 1e6,
+        dir.display()
+    );
     Ok(())
 }
 
@@ -68,7 +72,8 @@ fn decode(mb: usize) -> anyhow::Result<()> {
     // The JSON parse ceiling: parse every entry as a map of raw values, build nothing.
     let t = Instant::now();
     for b in &bodies {
-        let v: Vec<std::collections::HashMap<&str, &serde_json::value::RawValue>> = serde_json::from_slice(b)?;
+        let v: Vec<std::collections::HashMap<&str, &serde_json::value::RawValue>> =
+            serde_json::from_slice(b)?;
         black_box(v);
     }
     let parse_secs = t.elapsed().as_secs_f64();
@@ -81,6 +86,7 @@ fn decode(mb: usize) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let decoded = slowburn_ingest::decode_vercel(b, 1_780_000_000_000)?;
         let assembled = slowburn_ingest::assemble(decoded.entries, &mut dedupe, 1_780_000_000_000);
+        dedupe.commit(&assembled.admitted_keys);
         let t1 = Instant::now();
         let batch = slowburn_ingest::logs_to_batch(&assembled.logs)?;
         batch_secs += t1.elapsed().as_secs_f64();
@@ -91,16 +97,35 @@ fn decode(mb: usize) -> anyhow::Result<()> {
     }
     let all_secs = t.elapsed().as_secs_f64();
     let mbs = |secs: f64| total as f64 / 1e6 / secs;
-    println!("decode: {:.1} MB in {} deliveries of 100 entries (~{:.0} B/entry), {rows} log rows, {requests} request records", total as f64 / 1e6, bodies.len(), total as f64 / entries as f64);
-    println!("  JSON parse ceiling (serde_json, raw values): {:.0} MB/s", mbs(parse_secs));
-    println!("  decode + dedupe (bytes -> records):          {:.0} MB/s", mbs(decode_secs));
-    println!("  Arrow batch build:                           {:.0} MB/s", mbs(batch_secs));
-    println!("  bytes -> records -> Arrow, end to end:       {:.0} MB/s, {:.0} entries/s", mbs(all_secs), entries as f64 / all_secs);
+    println!(
+        "decode: {:.1} MB in {} deliveries of 100 entries (~{:.0} B/entry), {rows} log rows, {requests} request records",
+        total as f64 / 1e6,
+        bodies.len(),
+        total as f64 / entries as f64
+    );
+    println!(
+        "  JSON parse ceiling (serde_json, raw values): {:.0} MB/s",
+        mbs(parse_secs)
+    );
+    println!(
+        "  decode + dedupe (bytes -> records):          {:.0} MB/s",
+        mbs(decode_secs)
+    );
+    println!(
+        "  Arrow batch build:                           {:.0} MB/s",
+        mbs(batch_secs)
+    );
+    println!(
+        "  bytes -> records -> Arrow, end to end:       {:.0} MB/s, {:.0} entries/s",
+        mbs(all_secs),
+        entries as f64 / all_secs
+    );
     Ok(())
 }
 
 fn warrant() -> anyhow::Result<Arc<slowburn_slo_defs::Catalog>> {
-    let (c, _) = slowburn_slo_defs::load_str("warrant.yaml", slowburn_slo_defs::EMBEDDED_CATALOG).map_err(|d| anyhow::anyhow!("{d:?}"))?;
+    let (c, _) = slowburn_slo_defs::load_str("warrant.yaml", slowburn_slo_defs::EMBEDDED_CATALOG)
+        .map_err(|d| anyhow::anyhow!("{d:?}"))?;
     Ok(Arc::new(c))
 }
 
@@ -128,7 +153,10 @@ fn engine_updates(n: usize) -> anyhow::Result<()> {
         engine.record_request(r);
     }
     let secs = t.elapsed().as_secs_f64();
-    println!("engine: {n} request records (Warrant catalog, path matching included) in {secs:.2} s: {:.2} M records/s", n as f64 / secs / 1e6);
+    println!(
+        "engine: {n} request records (Warrant catalog, path matching included) in {secs:.2} s: {:.2} M records/s",
+        n as f64 / secs / 1e6
+    );
     println!("  counters: {:?}", engine.counters());
     Ok(())
 }
@@ -136,13 +164,16 @@ fn engine_updates(n: usize) -> anyhow::Result<()> {
 fn evaluation_cost() -> anyhow::Result<()> {
     let mut yaml = String::from("flows:\n");
     for i in 0..100 {
-        yaml.push_str(&format!("  - name: flow{i}\n    match: [{{ method: GET, path: /api/f{i}/* }}]\n"));
+        yaml.push_str(&format!(
+            "  - name: flow{i}\n    match: [{{ method: GET, path: /api/f{i}/* }}]\n"
+        ));
     }
     yaml.push_str("slos:\n");
     for i in 0..100 {
         yaml.push_str(&format!("  - name: slo{i}\n    flow: flow{i}\n    objective: 99.9\n    period: 30d\n    sli: {{ kind: availability }}\n"));
     }
-    let (catalog, _) = slowburn_slo_defs::load_str("hundred.yaml", &yaml).map_err(|d| anyhow::anyhow!("{d:?}"))?;
+    let (catalog, _) =
+        slowburn_slo_defs::load_str("hundred.yaml", &yaml).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     let mut engine = Engine::new(Arc::new(catalog));
     // Thirty days of traffic, one request per SLO per minute, so every bucket is populated.
     let start = 1_780_000_000_000i64;
@@ -177,7 +208,12 @@ fn evaluation_cost() -> anyhow::Result<()> {
     let status_ms = t0.elapsed().as_secs_f64() / 20.0 * 1e3;
     let mem = engine.heap_bytes_per_slo();
     let avg = mem.iter().map(|(_, b)| *b).sum::<usize>() as f64 / mem.len() as f64;
-    println!("evaluation: 100 SLOs x 4 rules, 30 days of history: evaluate() {eval_us:.0} us, status() {status_ms:.2} ms");
-    println!("memory: {:.0} KiB per SLO (counters and latency histograms, 30-day period)", avg / 1024.0);
+    println!(
+        "evaluation: 100 SLOs x 4 rules, 30 days of history: evaluate() {eval_us:.0} us, status() {status_ms:.2} ms"
+    );
+    println!(
+        "memory: {:.0} KiB per SLO (counters and latency histograms, 30-day period)",
+        avg / 1024.0
+    );
     Ok(())
 }

@@ -33,7 +33,9 @@ const MARKER: &[u8] = b"ZZZZZZZZ";
 
 fn template(g: &mut Generator, entries: usize) -> Vec<u8> {
     let body = String::from_utf8(g.delivery_json(entries)).expect("generated JSON is UTF-8");
-    body.replace("\"id\":\"", "\"id\":\"ZZZZZZZZ").replace("\"requestId\":\"", "\"requestId\":\"ZZZZZZZZ").into_bytes()
+    body.replace("\"id\":\"", "\"id\":\"ZZZZZZZZ")
+        .replace("\"requestId\":\"", "\"requestId\":\"ZZZZZZZZ")
+        .into_bytes()
 }
 
 fn stamp(template: &[u8], run: u64) -> Vec<u8> {
@@ -54,21 +56,34 @@ fn stamp(template: &[u8], run: u64) -> Vec<u8> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let mut g = Generator::new(42, now - 60_000);
     g.step_ms = 0;
-    let templates: Arc<Vec<Vec<u8>>> = Arc::new((0..32).map(|_| template(&mut g, args.entries)).collect());
-    let avg_entry_bytes = templates.iter().map(Vec::len).sum::<usize>() as f64 / (32 * args.entries) as f64;
-    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(args.concurrency).build()?;
+    let templates: Arc<Vec<Vec<u8>>> =
+        Arc::new((0..32).map(|_| template(&mut g, args.entries)).collect());
+    let avg_entry_bytes =
+        templates.iter().map(Vec::len).sum::<usize>() as f64 / (32 * args.entries) as f64;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let run = Arc::new(AtomicU64::new(1));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, templates, run, url) = (client.clone(), templates.clone(), run.clone(), args.url.clone());
+        let (client, templates, run, url) = (
+            client.clone(),
+            templates.clone(),
+            run.clone(),
+            args.url.clone(),
+        );
         let gz = args.gzip;
         tasks.push(tokio::spawn(async move {
-            let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid bounds");
             let (mut entries, mut bytes, mut errors) = (0u64, 0u64, 0u64);
             while Instant::now() < deadline {
                 let n = run.fetch_add(1, Ordering::Relaxed);
@@ -92,7 +107,11 @@ async fn main() -> anyhow::Result<()> {
                     Ok(resp) => {
                         errors += 1;
                         if errors <= 3 {
-                            eprintln!("status {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+                            eprintln!(
+                                "status {}: {}",
+                                resp.status(),
+                                resp.text().await.unwrap_or_default()
+                            );
                         }
                     }
                     Err(e) => {
