@@ -1,7 +1,7 @@
 //! PII redaction of log batches, before they are written anywhere (WAL, live tables, Parquet).
 //!
 //! What is touched (documented in `docs/storage.md`):
-//! - `client_ip`: truncated (IPv4 to /24, IPv6 to /48), hashed (keyed SHA-256, 16 hex digits), or
+//! - `client_ip`: truncated (IPv4 to /24, IPv6 to /48), hashed (HMAC-SHA256 with a secret key, 16 hex digits), or
 //!   kept, by configuration. The same applies to IP-valued fields inside `attributes`
 //!   (`clientIp`, `remoteAddress`, `x-forwarded-for`, `x-real-ip`).
 //! - `message`, `err_message`, `path` and `attributes`: e-mail addresses become `[email]`;
@@ -124,12 +124,12 @@ fn redact_one_ip(text: &str, cfg: &PiiConfig) -> String {
     match cfg.client_ip {
         IpMode::Keep => text.to_owned(),
         IpMode::Hash => {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            h.update(cfg.hash_key.as_bytes());
-            h.update([0u8]);
-            h.update(text.as_bytes());
-            let digest = h.finalize();
+            use hmac::Mac;
+            // HMAC-SHA256: without the key, the 2^32 IPv4 addresses cannot be enumerated back.
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(cfg.hash_key.as_bytes())
+                .expect("HMAC accepts keys of any length");
+            mac.update(text.as_bytes());
+            let digest = mac.finalize().into_bytes();
             digest[..8].iter().map(|b| format!("{b:02x}")).collect()
         }
         IpMode::Truncate => match text.parse::<IpAddr>() {

@@ -221,3 +221,195 @@ pub async fn eventually_for<T, F: std::future::Future<Output = Option<T>>>(
     }
     panic!("condition not met within {limit:?}");
 }
+
+/// The real `slowburn serve` as a child process, on an OS-chosen loopback port.
+pub struct ChildServer {
+    child: std::process::Child,
+    pub base: String,
+    pub client: reqwest::Client,
+    log: Arc<std::sync::Mutex<String>>,
+}
+
+impl ChildServer {
+    /// Starts `slowburn serve` with `config` (TOML text) in `data_dir`. Its stderr is collected
+    /// (see [`ChildServer::log`]).
+    pub fn spawn(data_dir: &Path, config: &str, envs: &[(&str, String)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        std::fs::create_dir_all(data_dir).unwrap();
+        let config_path = data_dir.join("slowburn.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slowburn"));
+        cmd.current_dir(repo_root())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("SLOWBURN_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("slowburn listening on http://").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap().to_owned());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the server did not log its address: {}",
+                    log.lock().unwrap()
+                )
+            });
+        ChildServer {
+            child,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn wait_ready(&self) {
+        for _ in 0..1200 {
+            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server not ready within 60 s:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        json_of(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
+    /// The value of a metric line that starts with `prefix` (name and labels), if present.
+    pub async fn metric(&self, prefix: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, prefix)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.log()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status:?}\n{}", self.log());
+                return self.log();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("did not stop within 30 s of SIGTERM:\n{}", self.log());
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the first metric line starting with `prefix`.
+pub fn metric_value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Every `.parquet` file under `dir`, recursively, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads every Parquet file under `dir` with the `parquet` crate.
+pub fn read_parquet_dir(dir: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+    let mut out = Vec::new();
+    for p in parquet_files(dir) {
+        let f = std::fs::File::open(&p).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .build()
+            .unwrap();
+        for b in reader {
+            out.push(b.unwrap());
+        }
+    }
+    out
+}
+
+/// The values of a string column over batches.
+pub fn string_column(batches: &[arrow::record_batch::RecordBatch], name: &str) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b.column_by_name(name).unwrap().as_string::<i32>();
+        for i in 0..col.len() {
+            out.push(col.value(i).to_owned());
+        }
+    }
+    out
+}
