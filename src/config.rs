@@ -63,10 +63,22 @@ pub struct RawQuery {
 pub struct RawMcp {
     /// `Host` header values the `/mcp` endpoint accepts besides localhost (DNS-rebinding guard).
     pub allowed_hosts: Option<Vec<String>>,
-    /// Bearer tokens: name → token (`${VAR}` substitution); prefer `SLOWBURN_MCP_TOKENS=name:token,...`.
-    pub tokens: Option<std::collections::BTreeMap<String, String>>,
+    /// Bearer tokens for `/mcp` and `/v1/sql`: name → token (scope `read`), or name →
+    /// `{ token, scopes }`; `${VAR}` is substituted. Prefer `SLOWBURN_MCP_TOKENS=name:token,...`.
+    pub tokens: Option<std::collections::BTreeMap<String, RawToken>>,
+    /// Rows at most in one tool answer (and the largest `limit` of `sql_query`).
     pub max_rows: Option<usize>,
+    /// Folder of `*.md` runbooks (default `docs/runbooks/` if present, else the embedded ones).
     pub runbooks_dir: Option<PathBuf>,
+    /// Largest JSON-RPC request body.
+    pub max_request_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawToken {
+    Secret(String),
+    Scoped { token: String, scopes: Vec<String> },
 }
 
 /// Durable archive settings.
@@ -126,13 +138,25 @@ impl Default for QuerySettings {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct McpSettings {
     pub allowed_hosts: Vec<String>,
-    /// (name, token)
-    pub tokens: Vec<(String, String)>,
-    pub max_rows: Option<usize>,
+    pub tokens: Vec<slowburn_mcp::Token>,
+    pub max_rows: usize,
     pub runbooks_dir: Option<PathBuf>,
+    pub max_request_bytes: usize,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        McpSettings {
+            allowed_hosts: Vec::new(),
+            tokens: Vec::new(),
+            max_rows: 200,
+            runbooks_dir: None,
+            max_request_bytes: 1 << 20,
+        }
+    }
 }
 
 pub fn query_config(settings: &Settings) -> slowburn_query::QueryConfig {
@@ -626,36 +650,79 @@ fn validate_mcp(
     raw: RawMcp,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<McpSettings, ConfigError> {
-    let mut tokens = Vec::new();
-    for (name, token) in raw.tokens.unwrap_or_default() {
-        let token = substitute_env(&format!("mcp.tokens.{name}"), &token, env)?;
+    use slowburn_mcp::{Scope, Token};
+    let parse_scopes = |field: &str, list: &[String]| -> Result<Vec<Scope>, ConfigError> {
+        list.iter()
+            .map(|s| {
+                Scope::parse(s).ok_or_else(|| {
+                    invalid(format!("{field}: scope `{s}` must be `read` or `write`"))
+                })
+            })
+            .collect()
+    };
+    let check = |field: &str, name: &str, token: &str| -> Result<(), ConfigError> {
         if token.len() < 16 {
             return Err(invalid(format!(
-                "mcp.tokens.{name}: a token must be at least 16 characters"
+                "{field}: the token of `{name}` must be at least 16 characters"
             )));
         }
-        tokens.push((name, token));
+        Ok(())
+    };
+    let mut tokens: Vec<Token> = Vec::new();
+    for (name, raw_token) in raw.tokens.unwrap_or_default() {
+        let field = format!("mcp.tokens.{name}");
+        let (secret, scopes) = match raw_token {
+            RawToken::Secret(t) => (t, vec![Scope::Read]),
+            RawToken::Scoped { token, scopes } => (token, parse_scopes(&field, &scopes)?),
+        };
+        let secret = substitute_env(&field, &secret, env)?;
+        check(&field, &name, &secret)?;
+        tokens.push(Token {
+            name,
+            secret,
+            scopes,
+        });
     }
     if let Some(list) = env("SLOWBURN_MCP_TOKENS").filter(|v| !v.is_empty()) {
         for item in list.split(',') {
-            let Some((name, token)) = item.split_once(':') else {
+            // name:token or name:token:read+write
+            let mut parts = item.trim().splitn(3, ':');
+            let (Some(name), Some(secret)) = (parts.next(), parts.next()) else {
                 return Err(invalid(
-                    "SLOWBURN_MCP_TOKENS must be name:token pairs separated by commas".into(),
+                    "SLOWBURN_MCP_TOKENS must be name:token (or name:token:read+write) pairs separated by commas".into(),
                 ));
             };
-            if token.len() < 16 {
-                return Err(invalid(format!(
-                    "SLOWBURN_MCP_TOKENS: the token of `{name}` must be at least 16 characters"
-                )));
-            }
-            tokens.push((name.trim().to_owned(), token.trim().to_owned()));
+            let scopes = match parts.next() {
+                Some(s) => parse_scopes(
+                    "SLOWBURN_MCP_TOKENS",
+                    &s.split('+').map(str::to_owned).collect::<Vec<_>>(),
+                )?,
+                None => vec![Scope::Read],
+            };
+            check("SLOWBURN_MCP_TOKENS", name, secret)?;
+            tokens.push(Token {
+                name: name.trim().to_owned(),
+                secret: secret.trim().to_owned(),
+                scopes,
+            });
         }
     }
+    let d = McpSettings::default();
+    let positive = |key: &str, v: Option<usize>, d: usize| match v {
+        Some(0) => Err(invalid(format!("mcp.{key} must be greater than 0"))),
+        Some(v) => Ok(v),
+        None => Ok(d),
+    };
     Ok(McpSettings {
         allowed_hosts: raw.allowed_hosts.unwrap_or_default(),
         tokens,
-        max_rows: raw.max_rows,
+        max_rows: positive("max_rows", raw.max_rows, d.max_rows)?,
         runbooks_dir: raw.runbooks_dir,
+        max_request_bytes: positive(
+            "max_request_bytes",
+            raw.max_request_bytes,
+            d.max_request_bytes,
+        )?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! docs/ARCHITECTURE.md.
 
 pub mod config;
+pub mod mcp_wiring;
 pub mod metrics;
 pub mod recovery;
 pub mod replay;

@@ -59,6 +59,24 @@ enum Command {
         /// The statement, for example "SELECT count(*) FROM logs".
         sql: String,
     },
+    /// Serve the MCP ops server on stdin/stdout, for clients that launch a process (Claude
+    /// Desktop, Claude Code). It answers from a running server, or from an archive directly.
+    Mcp {
+        /// The slowburn server to ask (its `POST /v1/sql`); SLOWBURN_TOKEN is sent as the bearer
+        /// token. Default http://127.0.0.1:7070.
+        #[arg(long, env = "SLOWBURN_SERVER", conflicts_with = "archive")]
+        server: Option<String>,
+        /// Query this archive instead (file:///path or s3://bucket/prefix): its Parquet files,
+        /// with SLO state rebuilt from its request records.
+        #[arg(long)]
+        archive: Option<String>,
+        /// SLO catalog (with --archive).
+        #[arg(long, env = "SLOWBURN_SLO_DEFS")]
+        slo_defs: Option<PathBuf>,
+        /// TOML configuration file (query limits, archive settings, [mcp] limits and runbooks).
+        #[arg(long, env = "SLOWBURN_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate an SLO catalog and explain what it defines.
     CheckDefs {
         /// Catalog file or directory (default: ./slo-defs/ if present, else the embedded catalog).
@@ -112,6 +130,12 @@ fn main() -> ExitCode {
             sql: statement,
         } => sql(archive, format, config, &statement),
         Command::CheckDefs { path } => return check_defs(path),
+        Command::Mcp {
+            server,
+            archive,
+            slo_defs,
+            config,
+        } => mcp_stdio(server, archive, slo_defs, config),
         Command::Replay {
             slo_defs,
             status,
@@ -234,6 +258,52 @@ fn serve(overrides: Overrides, config_path: Option<PathBuf>) -> anyhow::Result<(
         let state = AppState::new(settings, catalog);
         run(listener, state, shutdown).await.context("server failed")?;
         tracing::info!("slowburn stopped");
+        anyhow::Ok(())
+    })
+}
+
+fn mcp_stdio(
+    server: Option<String>,
+    archive: Option<String>,
+    slo_defs: Option<PathBuf>,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    // stdout is the protocol: every log goes to stderr.
+    init_tracing();
+    let use_archive = archive.is_some();
+    let settings = config::load(
+        config_path.as_deref(),
+        Overrides {
+            archive,
+            slo_defs,
+            ..Default::default()
+        },
+        &|k| std::env::var(k).ok(),
+    )?;
+    let runbooks = slowburn::mcp_wiring::load_runbooks(settings.mcp.runbooks_dir.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let source: std::sync::Arc<dyn slowburn_mcp::SqlSource> = if use_archive {
+            let (catalog, _, _) = load_catalog(settings.slo_defs.as_deref())?;
+            std::sync::Arc::new(
+                slowburn::mcp_wiring::ArchiveSource::open(&settings, catalog).await?,
+            )
+        } else {
+            let url = server.unwrap_or_else(|| format!("http://{}", config::DEFAULT_LISTEN));
+            let token = std::env::var("SLOWBURN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+            std::sync::Arc::new(slowburn_mcp::HttpSource::new(&url, token)?)
+        };
+        tracing::info!(source = %source.describe(), "MCP ops server on stdio");
+        let ops =
+            slowburn_mcp::Ops::new(source, std::sync::Arc::new(runbooks), settings.mcp.max_rows);
+        slowburn_mcp::serve_stdio(std::sync::Arc::new(ops))
+            .await
+            .context("MCP stdio session failed")?;
         anyhow::Ok(())
     })
 }

@@ -138,6 +138,84 @@ fn seed_logs(dedupe: &mut Deduper, batch: &RecordBatch, now_ms: i64) -> u64 {
     ids.len() as u64
 }
 
+/// Streams the archived request rows whose hour partitions reach into `[since_ms, ...)` (only the
+/// columns the engine needs) into `f`; returns the number of files read. Logs progress every 2 s.
+pub async fn for_each_request_batch(
+    store: Arc<dyn object_store::ObjectStore>,
+    snapshot: &slowburn_archive::Snapshot,
+    since_ms: i64,
+    mut f: impl FnMut(&RecordBatch) -> Result<(), arrow::error::ArrowError>,
+) -> Result<usize, ArchiveError> {
+    let files: Vec<_> = snapshot
+        .files_of(Table::Requests)
+        .filter(|f| f.hour_start_ms + HOUR_MS > since_ms)
+        .cloned()
+        .collect();
+    let total = files.len();
+    let columns = RequestView::PROJECTION
+        .iter()
+        .map(|&i| {
+            slowburn_archive::requests::requests_schema()
+                .field(i)
+                .name()
+                .clone()
+        })
+        .collect();
+    let mut stream = Box::pin(slowburn_archive::read_files(
+        store,
+        files,
+        Some(columns),
+        READ_CONCURRENCY,
+    ));
+    let mut last_log = Instant::now();
+    let mut done = 0;
+    while let Some(batches) = stream.next().await {
+        for b in batches? {
+            f(&b)?;
+        }
+        done += 1;
+        if last_log.elapsed() >= Duration::from_secs(2) {
+            last_log = Instant::now();
+            tracing::info!(
+                files = done,
+                of = total,
+                "rebuilding SLO state from the archived request records"
+            );
+        }
+    }
+    Ok(done)
+}
+
+/// An engine holding the archived request rows of the catalog's longest period, as of `now_ms`
+/// (for `slowburn mcp --archive`, which has no server to ask).
+pub async fn engine_from_archive(
+    store: Arc<dyn object_store::ObjectStore>,
+    snapshot: &slowburn_archive::Snapshot,
+    catalog: Arc<Catalog>,
+    now_ms: i64,
+) -> Result<(Engine, u64), ArchiveError> {
+    let flows: HashMap<&str, usize> = catalog
+        .flows
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_str(), i))
+        .collect();
+    let mut engine = Engine::new(catalog.clone());
+    engine.advance(now_ms);
+    let mut requests = 0;
+    for_each_request_batch(
+        store,
+        snapshot,
+        now_ms - catalog.longest_period_ms(),
+        |b: &RecordBatch| {
+            requests += feed_requests(&mut engine, &flows, b)?;
+            Ok(())
+        },
+    )
+    .await?;
+    Ok((engine, requests))
+}
+
 /// Rebuilds the engine and the redelivery memory, then installs them in `state`.
 pub async fn rebuild(
     state: &Arc<AppState>,
@@ -168,48 +246,17 @@ pub async fn rebuild(
         cut_bytes: recovery.cut_bytes,
         ..Default::default()
     };
-    let request_files: Vec<_> = snapshot
-        .files_of(Table::Requests)
-        .filter(|f| f.hour_start_ms + HOUR_MS > period_start)
-        .cloned()
-        .collect();
-    let total_files = request_files.len();
-    let mut stream = Box::pin(
-        archive.read_files(
-            request_files,
-            Some(
-                RequestView::PROJECTION
-                    .iter()
-                    .map(|&i| {
-                        slowburn_archive::requests::requests_schema()
-                            .field(i)
-                            .name()
-                            .clone()
-                    })
-                    .collect(),
-            ),
-            READ_CONCURRENCY,
-        ),
-    );
-    let mut last_log = Instant::now();
-    let mut done = 0;
-    while let Some(batches) = stream.next().await {
-        for b in batches? {
-            report.requests += feed_requests(&mut engine, &flows, &b)?;
-            report.dedupe_keys += seed_requests(&mut dedupe, &b, dedupe_start, now);
-        }
-        done += 1;
-        report.files_read += 1;
-        if last_log.elapsed() >= Duration::from_secs(2) {
-            last_log = Instant::now();
-            tracing::info!(
-                files = done,
-                of = total_files,
-                requests = report.requests,
-                "rebuilding SLO state from the archive"
-            );
-        }
-    }
+    report.files_read += for_each_request_batch(
+        archive.store(),
+        &snapshot,
+        period_start,
+        |b: &RecordBatch| {
+            report.requests += feed_requests(&mut engine, &flows, b)?;
+            report.dedupe_keys += seed_requests(&mut dedupe, b, dedupe_start, now);
+            Ok(())
+        },
+    )
+    .await?;
     for b in &snapshot.live_requests {
         report.requests += feed_requests(&mut engine, &flows, b)?;
         report.dedupe_keys += seed_requests(&mut dedupe, b, dedupe_start, now);

@@ -54,6 +54,22 @@ pub struct AppState {
     notifier: OnceLock<Notifier>,
     external_url: OnceLock<String>,
     pub recovery: Mutex<Option<crate::recovery::RecoveryReport>>,
+    /// Who may call `/mcp` and `/v1/sql`.
+    pub auth: slowburn_mcp::AuthPolicy,
+    /// Cancelled when the server stops: ends the MCP sessions.
+    mcp_shutdown: CancellationToken,
+}
+
+/// Tokens when configured; without them, open on loopback and refused beyond it.
+pub fn auth_policy(settings: &Settings) -> slowburn_mcp::AuthPolicy {
+    use slowburn_mcp::AuthPolicy;
+    if !settings.mcp.tokens.is_empty() {
+        AuthPolicy::Tokens(Arc::new(settings.mcp.tokens.clone()))
+    } else if settings.listen.ip().is_loopback() {
+        AuthPolicy::LoopbackOpen
+    } else {
+        AuthPolicy::Refuse
+    }
 }
 
 pub fn wall_clock_ms() -> i64 {
@@ -80,6 +96,8 @@ impl AppState {
             notifier: OnceLock::new(),
             external_url: OnceLock::new(),
             recovery: Mutex::new(None),
+            auth: auth_policy(&settings),
+            mcp_shutdown: CancellationToken::new(),
             settings,
             catalog,
         })
@@ -108,6 +126,7 @@ impl AppState {
         EngineState {
             slos,
             transitions: lock(&self.transitions).iter().cloned().collect(),
+            catalog: Some(self.catalog.clone()),
         }
     }
 
@@ -276,9 +295,39 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/flows/{flow}/health", get(flow_health))
         .route("/v1/alerts", get(alert_list))
         .route("/v1/sql", axum::routing::post(sql_endpoint))
+        .merge(mcp_router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// `/mcp`: the ops server over streamable HTTP, answering from this server's tables.
+fn mcp_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let m = &state.settings.mcp;
+    let runbooks = match crate::mcp_wiring::load_runbooks(m.runbooks_dir.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load runbooks; ops://runbooks is empty");
+            Vec::new()
+        }
+    };
+    let ops = Arc::new(slowburn_mcp::Ops::new(
+        Arc::new(crate::mcp_wiring::LocalSource {
+            state: state.clone(),
+        }),
+        Arc::new(runbooks),
+        m.max_rows,
+    ));
+    slowburn_mcp::http_router(
+        ops,
+        slowburn_mcp::HttpConfig {
+            allowed_hosts: m.allowed_hosts.clone(),
+            auth: state.auth.clone(),
+            max_request_bytes: m.max_request_bytes,
+        },
+        state.mcp_shutdown.clone(),
+    )
+    .with_state(())
 }
 
 /// Times every request, counts it by route and status, adds the Vercel verify header, and logs
@@ -747,6 +796,12 @@ async fn sql_endpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(refused) = slowburn_mcp::auth::authenticate(&state.auth, authorization) {
+        return Ok(refused.into_response());
+    }
     let bytes = axum::body::to_bytes(body, MAX_SQL_BODY_BYTES)
         .await
         .map_err(|_| ApiError::TooLarge {
@@ -1081,10 +1136,22 @@ pub async fn run(
     ));
     let stop = shutdown.clone();
     let not_ready = state.clone();
+    match &state.auth {
+        slowburn_mcp::AuthPolicy::Tokens(t) => {
+            tracing::info!(tokens = t.len(), "/mcp and /v1/sql require a bearer token")
+        }
+        slowburn_mcp::AuthPolicy::LoopbackOpen => tracing::info!(
+            "/mcp and /v1/sql are open without tokens because slowburn listens on loopback only; set SLOWBURN_MCP_TOKENS to require tokens"
+        ),
+        slowburn_mcp::AuthPolicy::Refuse => tracing::warn!(
+            "/mcp and /v1/sql answer 403: slowburn listens beyond loopback and no token is configured (SLOWBURN_MCP_TOKENS=name:token)"
+        ),
+    }
     let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
             stop.cancelled().await;
             not_ready.ready.store(false, Ordering::Release);
+            not_ready.mcp_shutdown.cancel();
         })
         .await;
     shutdown.cancel();

@@ -453,15 +453,25 @@ impl Archive {
         columns: Option<Vec<String>>,
         concurrency: usize,
     ) -> impl futures::Stream<Item = Result<Vec<RecordBatch>, ArchiveError>> + use<> {
-        let store = self.inner.store.clone();
-        futures::stream::iter(files)
-            .map(move |f| read_file(store.clone(), f, columns.clone()))
-            .buffered(concurrency.max(1))
+        read_files(self.inner.store.clone(), files, columns, concurrency)
     }
 
     pub fn logs_schema(&self) -> SchemaRef {
         self.inner.logs_schema.clone()
     }
+}
+
+/// Reads archived files from `store` (only `columns`, by name), several at a time; batches come
+/// back in file order.
+pub fn read_files(
+    store: Arc<dyn ObjectStore>,
+    files: Vec<ArchiveFile>,
+    columns: Option<Vec<String>>,
+    concurrency: usize,
+) -> impl futures::Stream<Item = Result<Vec<RecordBatch>, ArchiveError>> {
+    futures::stream::iter(files)
+        .map(move |f| read_file(store.clone(), f, columns.clone()))
+        .buffered(concurrency.max(1))
 }
 
 /// Lists an archive's Parquet files (no live rows): what `slowburn sql --archive` reads.

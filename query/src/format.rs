@@ -44,11 +44,26 @@ pub fn cell_json(array: &ArrayRef, row: usize) -> Value {
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_owned()),
         DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_owned()),
         DataType::Utf8View => Value::String(array.as_string_view().value(row).to_owned()),
+        // Lists (e.g. `array_agg`) become JSON arrays.
+        DataType::List(_) => list_json(&array.as_list::<i32>().value(row)),
+        DataType::LargeList(_) => list_json(&array.as_list::<i64>().value(row)),
+        DataType::FixedSizeList(_, _) => list_json(&array.as_fixed_size_list().value(row)),
+        DataType::Timestamp(_, Some(_)) => {
+            match ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()) {
+                // RFC 3339 in UTC with a `Z`, as JSON consumers expect.
+                Ok(f) => Value::String(f.value(row).to_string().replace("+00:00", "Z")),
+                Err(e) => Value::String(format!("<unprintable: {e}>")),
+            }
+        }
         _ => match ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()) {
             Ok(f) => Value::String(f.value(row).to_string()),
             Err(e) => Value::String(format!("<unprintable: {e}>")),
         },
     }
+}
+
+fn list_json(values: &ArrayRef) -> Value {
+    Value::Array((0..values.len()).map(|i| cell_json(values, i)).collect())
 }
 
 impl QueryOutput {

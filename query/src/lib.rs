@@ -2,7 +2,7 @@
 //!
 //! Tables (documented in `docs/sql.md`): `logs` and `requests` (archived Parquet files plus the
 //! rows not yet archived, from one consistent [`Snapshot`]), and the engine's state as
-//! `slo_status`, `alerts` and `alert_transitions` when an [`EngineState`] is given.
+//! `slo_status`, `alerts`, `alert_transitions` and `flows` when an [`EngineState`] is given.
 //!
 //! Every query is bounded: only queries (no DDL, DML, `COPY` or `SET`), a timeout, a shared
 //! memory pool (sorts and aggregations spill or fail cleanly), a cap on result rows, and a cap on
@@ -173,6 +173,10 @@ impl QueryEngine {
                     state::transitions_batch(&state.transitions).map_err(arrow)?,
                 ),
             ];
+            let mut tables = tables.to_vec();
+            if let Some(catalog) = &state.catalog {
+                tables.push(("flows", state::flows_batch(catalog).map_err(arrow)?));
+            }
             for (name, batch) in tables {
                 let mem = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
                 ctx.register_table(name, Arc::new(mem)).map_err(internal)?;
@@ -251,12 +255,12 @@ fn annotate(e: QueryError, has_state: bool) -> QueryError {
         QueryError::BadQuery(m)
             if !has_state
                 && m.contains("not found")
-                && ["slo_status", "alerts", "alert_transitions"]
+                && ["slo_status", "alerts", "alert_transitions", "flows"]
                     .iter()
                     .any(|t| m.contains(t)) =>
         {
             QueryError::BadQuery(format!(
-                "{m} (slo_status, alerts and alert_transitions exist only on a running server; this query reads the archive's Parquet files only)"
+                "{m} (slo_status, alerts, alert_transitions and flows exist only on a running server; this query reads the archive's Parquet files only)"
             ))
         }
         other => other,

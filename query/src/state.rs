@@ -1,6 +1,6 @@
 //! The engine's current state as tables: `slo_status` (one row per SLO), `alerts` (one row per SLO
-//! and rule) and `alert_transitions` (the recent firing/resolved changes). Documented in
-//! `docs/sql.md`.
+//! and rule), `alert_transitions` (the recent firing/resolved changes), and the catalog's `flows`.
+//! Documented in `docs/sql.md`.
 
 use std::sync::{Arc, LazyLock};
 
@@ -18,6 +18,8 @@ use slowburn_slo_defs::Sli;
 pub struct EngineState {
     pub slos: Vec<SloStatus>,
     pub transitions: Vec<AlertTransition>,
+    /// The catalog the engine runs (for the `flows` table).
+    pub catalog: Option<std::sync::Arc<slowburn_slo_defs::Catalog>>,
 }
 
 fn ts() -> DataType {
@@ -304,4 +306,53 @@ pub fn transitions_batch(transitions: &[AlertTransition]) -> Result<RecordBatch,
         }
     }
     RecordBatch::try_new(transitions_schema(), columns)
+}
+
+pub fn flows_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, true),
+            Field::new("matchers", DataType::Utf8, true),
+            Field::new("envelope", DataType::Utf8, true),
+            Field::new("slos", DataType::Utf8, true),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// `flows`: one row per catalog flow; `matchers` like `POST /api/subscribe/checkout, GET /x/*`,
+/// `slos` the comma-separated names of the flow's SLOs.
+pub fn flows_batch(catalog: &slowburn_slo_defs::Catalog) -> Result<RecordBatch, ArrowError> {
+    let mut name = StringBuilder::new();
+    let mut description = StringBuilder::new();
+    let mut matchers = StringBuilder::new();
+    let mut envelope = StringBuilder::new();
+    let mut slos = StringBuilder::new();
+    for f in &catalog.flows {
+        name.append_value(&f.name);
+        description.append_option(f.description.as_deref());
+        let m: Vec<String> = f
+            .matchers
+            .iter()
+            .map(|m| format!("{} {}", m.method.as_deref().unwrap_or("*"), m.path.as_str()))
+            .collect();
+        matchers.append_option((!m.is_empty()).then(|| m.join(", ")));
+        envelope.append_option(f.envelope.as_deref());
+        let s: Vec<&str> = catalog
+            .slos
+            .iter()
+            .filter(|s| s.flow == f.name)
+            .map(|s| s.name.as_str())
+            .collect();
+        slos.append_option((!s.is_empty()).then(|| s.join(",")));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(name.finish()),
+        Arc::new(description.finish()),
+        Arc::new(matchers.finish()),
+        Arc::new(envelope.finish()),
+        Arc::new(slos.finish()),
+    ];
+    RecordBatch::try_new(flows_schema(), columns)
 }

@@ -5,6 +5,7 @@ mod archive;
 mod cli;
 mod common;
 mod ingest_http;
+mod mcp;
 mod notify;
 mod s3;
 mod slo_api;
