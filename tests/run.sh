@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command README.md gives: formatting, lints, the one-version rule for the data stack,
 # then every test of the workspace in the release profile (the profile `serve` and the
-# benchmarks use, so one build serves all three).
+# benchmarks use, so one build serves all three), then the official Python MCP client against
+# the real server (it installs the `mcp` package into a venv beside the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ done
 
 echo "== cargo test --release --workspace"
 cargo test --release --workspace --locked
+
+echo "== the official Python MCP SDK (mcp 2.x) against slowburn serve"
+bash tests/mcp_python.sh
 
 echo "== cargo clippy --release --workspace --all-targets -- -D warnings"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
