@@ -9,3 +9,4 @@ mod mcp;
 mod notify;
 mod s3;
 mod slo_api;
+mod sql;

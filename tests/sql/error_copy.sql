@@ -1,0 +1,1 @@
+COPY logs TO '/tmp/stolen.parquet'

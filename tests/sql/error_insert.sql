@@ -1,0 +1,1 @@
+INSERT INTO logs (log_id) VALUES ('x')

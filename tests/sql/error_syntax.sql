@@ -1,0 +1,1 @@
+SELEC count(*) FROM logs

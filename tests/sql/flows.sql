@@ -1,0 +1,2 @@
+-- The catalog's flows.
+SELECT * FROM flows ORDER BY name
