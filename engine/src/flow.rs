@@ -101,7 +101,12 @@ impl Tier {
                 ..Default::default()
             };
         }
-        let di = match b.deploys.iter().position(|(d, _, _)| d == deploy) {
+        // Ids are interned: a pointer comparison finds the deployment's slot.
+        let di = match b
+            .deploys
+            .iter()
+            .position(|(d, _, _)| Arc::ptr_eq(d, deploy))
+        {
             Some(i) => i,
             None if b.deploys.len() < MAX_DEPLOYS_PER_BUCKET => {
                 b.deploys.push((deploy.clone(), Counts::default(), None));
@@ -183,6 +188,9 @@ pub struct FlowState {
     hour: Tier,
     day: Tier,
     deploy_ids: HashMap<String, Arc<str>>,
+    /// The last interned id: consecutive records mostly share their deployment.
+    last_deploy: Option<Arc<str>>,
+    other: Arc<str>,
 }
 
 pub const FINE_SPAN_MS: i64 = 6 * HOUR_MS;
@@ -196,6 +204,8 @@ impl FlowState {
             hour: Tier::new(HOUR_MS, HOUR_SPAN_MS, true, true),
             day: Tier::new(DAY_MS, period_ms, true, true),
             deploy_ids: HashMap::new(),
+            last_deploy: None,
+            other: Arc::from("other"),
         }
     }
 
@@ -212,14 +222,21 @@ impl FlowState {
     }
 
     fn intern(&mut self, id: &str) -> Arc<str> {
-        if let Some(a) = self.deploy_ids.get(id) {
-            return a.clone();
+        if let Some(last) = &self.last_deploy
+            && &**last == id
+        {
+            return last.clone();
         }
-        if self.deploy_ids.len() >= MAX_DEPLOYS {
-            return Arc::from("other");
-        }
-        let a: Arc<str> = Arc::from(id);
-        self.deploy_ids.insert(id.to_owned(), a.clone());
+        let a = match self.deploy_ids.get(id) {
+            Some(a) => a.clone(),
+            None if self.deploy_ids.len() >= MAX_DEPLOYS => self.other.clone(),
+            None => {
+                let a: Arc<str> = Arc::from(id);
+                self.deploy_ids.insert(id.to_owned(), a.clone());
+                a
+            }
+        };
+        self.last_deploy = Some(a.clone());
         a
     }
 

@@ -38,14 +38,35 @@ impl PathGlob {
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        let path: Vec<&str> = split(path).collect();
-        match_from(&self.segments, &path)
+        with_segments(path, |segs| self.matches_segments(segs))
+    }
+
+    /// Matches a path already split into its non-empty segments (see [`with_segments`]), so
+    /// that a path tested against many globs is split once.
+    pub fn matches_segments(&self, path: &[&str]) -> bool {
+        match_from(&self.segments, path)
     }
 
     /// Whether some path matches both globs.
     pub fn overlaps(&self, other: &PathGlob) -> bool {
         overlap(&self.segments, &other.segments)
     }
+}
+
+/// Calls `f` with the non-empty segments of `path`, without allocating for paths of up to 16
+/// segments (the hot path of request matching).
+pub fn with_segments<R>(path: &str, f: impl FnOnce(&[&str]) -> R) -> R {
+    let mut buf: [&str; 16] = [""; 16];
+    let mut n = 0;
+    for s in split(path) {
+        if n == buf.len() {
+            let all: Vec<&str> = split(path).collect();
+            return f(&all);
+        }
+        buf[n] = s;
+        n += 1;
+    }
+    f(&buf[..n])
 }
 
 fn split(path: &str) -> impl Iterator<Item = &str> {

@@ -8,7 +8,7 @@ mod model;
 mod validate;
 
 pub use duration::{format_duration, parse_duration};
-pub use glob::PathGlob;
+pub use glob::{PathGlob, with_segments};
 pub use model::*;
 pub use validate::{Diagnostic, Level, check, load_path, load_str};
 

@@ -20,9 +20,11 @@ impl Catalog {
     /// The index of the first flow whose HTTP matchers match (catalog order decides overlaps,
     /// which `check-defs` reports as errors).
     pub fn match_request(&self, method: Option<&str>, path: &str) -> Option<usize> {
-        self.flows
-            .iter()
-            .position(|f| f.matchers.iter().any(|m| m.matches(method, path)))
+        crate::glob::with_segments(path, |segs| {
+            self.flows
+                .iter()
+                .position(|f| f.matchers.iter().any(|m| m.matches_segments(method, segs)))
+        })
     }
     pub fn match_envelope(&self, name: &str) -> Option<usize> {
         self.flows
@@ -57,12 +59,17 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn matches(&self, method: Option<&str>, path: &str) -> bool {
+        crate::glob::with_segments(path, |segs| self.matches_segments(method, segs))
+    }
+
+    /// As [`Matcher::matches`], on a path already split into segments.
+    pub fn matches_segments(&self, method: Option<&str>, path: &[&str]) -> bool {
         let method_ok = match (&self.method, method) {
             (None, _) => true,
             (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
             (Some(_), None) => false,
         };
-        method_ok && self.path.matches(path)
+        method_ok && self.path.matches_segments(path)
     }
     pub fn overlaps(&self, other: &Matcher) -> bool {
         let methods = match (&self.method, &other.method) {

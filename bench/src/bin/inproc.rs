@@ -2,7 +2,8 @@
 //! evaluation cost for 100 SLOs, memory per SLO. Optionally writes delivery files for
 //! `slowburn replay` to be timed on.
 //!
-//!     cargo run --release -p slowburn-bench --bin inproc -- [--mb 64] [--write-deliveries DIR --write-mb 256]
+//!     cargo run --release -p slowburn-bench --bin inproc -- [--mb 64] [--only decode|engine|evaluation]
+//!     cargo run --release -p slowburn-bench --bin inproc -- --write-deliveries DIR [--write-mb 256]
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ struct Args {
     write_deliveries: Option<PathBuf>,
     #[arg(long, default_value_t = 256)]
     write_mb: usize,
+    /// Run one benchmark only: decode, engine or evaluation.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,9 +38,16 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = args.write_deliveries {
         return write_deliveries(&dir, args.write_mb);
     }
-    decode(args.mb)?;
-    engine_updates(args.records)?;
-    evaluation_cost()?;
+    let run = |name: &str| args.only.as_deref().is_none_or(|o| o == name);
+    if run("decode") {
+        decode(args.mb)?;
+    }
+    if run("engine") {
+        engine_updates(args.records)?;
+    }
+    if run("evaluation") {
+        evaluation_cost()?;
+    }
     Ok(())
 }
 
