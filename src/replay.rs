@@ -209,7 +209,13 @@ impl<W: Write> Replay<W> {
             path: path.to_owned(),
             message: e.to_string(),
         };
-        let mut decoded = slowburn_ingest::decode_vercel(body, received_ms).map_err(file_err)?;
+        // Replay keeps no log records: only requests and flow events feed the engine.
+        let mut decoded = slowburn_ingest::decode_vercel_making(
+            body,
+            received_ms,
+            slowburn_ingest::Make::RequestsOnly,
+        )
+        .map_err(file_err)?;
         if decoded.entries.is_empty() && !decoded.errors.is_empty() {
             // Not a Vercel delivery: try pino NDJSON.
             let pino = slowburn_ingest::decode_pino(body, None, received_ms).map_err(file_err)?;
@@ -233,7 +239,13 @@ impl<W: Write> Replay<W> {
         let latest = decoded
             .entries
             .iter()
-            .flat_map(|e| e.logs.iter().map(|l| l.event_time_ms))
+            .flat_map(|e| {
+                e.logs
+                    .iter()
+                    .map(|l| l.event_time_ms)
+                    .chain(e.requests.iter().map(|r| r.time_ms))
+                    .chain(e.flows.iter().map(|f| f.time_ms))
+            })
             .max()
             .unwrap_or(received_ms);
         let assembled =

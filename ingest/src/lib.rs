@@ -41,13 +41,32 @@ pub enum IngestError {
 /// At most this many per-entry errors are listed in a response.
 pub const MAX_LISTED_ERRORS: usize = 20;
 
+/// What a decode makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Make {
+    /// Log records, request parts and flow events (the server).
+    Everything,
+    /// Request parts and flow events only (`slowburn replay`, which keeps no logs).
+    RequestsOnly,
+}
+
 /// Decodes a Vercel drain body (already decompressed) into entries and per-entry errors.
 pub fn decode_vercel(body: &[u8], received_ms: i64) -> Result<Decoded, IngestError> {
+    decode_vercel_making(body, received_ms, Make::Everything)
+}
+
+/// [`decode_vercel`], making only what `make` says.
+pub fn decode_vercel_making(
+    body: &[u8],
+    received_ms: i64,
+    make: Make,
+) -> Result<Decoded, IngestError> {
+    let keep_logs = make == Make::Everything;
     let mut out = Decoded::default();
     for (index, framed) in frame(body)? {
         let result = framed.and_then(|text| {
             let obj = RawObject::parse(text).map_err(|e| describe_json_error(text, &e))?;
-            vercel::decode_entry(&obj, received_ms)
+            vercel::decode_entry(&obj, received_ms, keep_logs)
         });
         match result {
             Ok(entry) => out.entries.push(entry),

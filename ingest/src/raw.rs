@@ -139,10 +139,22 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 #[derive(Default)]
 pub struct AttrWriter {
     buf: String,
+    /// Drops everything pushed (decoding for requests only).
+    off: bool,
 }
 
 impl AttrWriter {
+    pub fn new(on: bool) -> Self {
+        AttrWriter {
+            buf: String::new(),
+            off: !on,
+        }
+    }
+
     pub fn push_raw(&mut self, key: &str, raw: &str) {
+        if self.off {
+            return;
+        }
         self.buf.push(if self.buf.is_empty() { '{' } else { ',' });
         // Keys are plain identifiers almost always; escape only when needed.
         if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {

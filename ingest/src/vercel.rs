@@ -28,8 +28,13 @@ const MAPPED: &[&str] = &[
     "trace.id",
 ];
 
-/// Decodes one entry. `Err` names the field that is missing or wrong.
-pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, String> {
+/// Decodes one entry. `Err` names the field that is missing or wrong. With `keep_logs` false only
+/// the request parts and flow events are made (`slowburn replay`, which needs nothing else).
+pub fn decode_entry(
+    obj: &RawObject<'_>,
+    received_ms: i64,
+    keep_logs: bool,
+) -> Result<Entry, String> {
     let id = obj
         .str_or_num("id")
         .ok_or_else(|| missing_or_wrong(obj, "id", "a string"))?;
@@ -46,41 +51,23 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
         .str("projectId")
         .ok_or_else(|| missing_or_wrong(obj, "projectId", "a string"))?;
 
-    let mut attrs = AttrWriter::default();
-    for (k, v) in &obj.fields {
-        // Wrong-typed optional fields are kept in attributes rather than dropped.
-        if !MAPPED.contains(&k.as_ref()) || (is_present(v) && !typed_ok(k, v.get())) {
-            attrs.push_raw(k, v.get());
+    let mut attrs = AttrWriter::new(keep_logs);
+    if keep_logs {
+        for (k, v) in &obj.fields {
+            // Wrong-typed optional fields are kept in attributes rather than dropped.
+            if !MAPPED.contains(&k.as_ref()) || (is_present(v) && !typed_ok(k, v.get())) {
+                attrs.push_raw(k, v.get());
+            }
         }
     }
 
     let proxy = obj.object("proxy");
     let mut base = LogRecord::new(id.to_string(), timestamp, received_ms, Origin::Vercel);
-    base.service = obj.str("projectName").map(|s| s.into_owned());
-    base.source = Some(source.into_owned());
-    base.vercel_type = obj.str("type").map(|s| s.into_owned());
-    base.level =
-        obj.str("level")
-            .and_then(|l| level_from_name(&l))
-            .or(match base.vercel_type.as_deref() {
-                Some("stderr") => Some("error"),
-                Some("fatal") => Some("fatal"),
-                _ => Some("info"),
-            });
     base.request_id = obj.str("requestId").map(|s| s.into_owned());
-    base.trace_id = obj
-        .str("traceId")
-        .or_else(|| obj.str("trace.id"))
-        .map(|s| s.into_owned());
     base.deployment_id = obj.str("deploymentId").map(|s| s.into_owned());
-    base.project_id = Some(project_id.into_owned());
-    base.host = obj.str("host").map(|s| s.into_owned());
-    base.environment = obj.str("environment").map(|s| s.into_owned());
-    base.route = obj.str("path").map(|s| s.into_owned());
-    base.region = obj
-        .str("executionRegion")
-        .or_else(|| proxy.as_ref().and_then(|p| p.str("region")))
-        .map(|s| s.into_owned());
+    if keep_logs {
+        describe(obj, &mut base, &source, project_id, proxy.as_ref());
+    }
     let entry_status = obj
         .num("statusCode")
         .or_else(|| proxy.as_ref().and_then(|p| p.num("statusCode")));
@@ -88,7 +75,9 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
     if let Some(p) = &proxy {
         base.method = p.str("method").map(|s| s.into_owned());
         base.path = p.str("path").map(|s| s.into_owned());
-        base.client_ip = p.str("clientIp").map(|s| s.into_owned());
+        if keep_logs {
+            base.client_ip = p.str("clientIp").map(|s| s.into_owned());
+        }
     }
     let base_attrs = attrs.finish();
 
@@ -135,7 +124,7 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
         }
     }
     head.duration_ms = report_ms;
-    let emit_head = user_lines.is_empty() || !summary_text.is_empty();
+    let emit_head = keep_logs && (user_lines.is_empty() || !summary_text.is_empty());
     if emit_head {
         head.message = if user_lines.is_empty() {
             message
@@ -171,13 +160,16 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
     }
 
     for line in user_lines {
+        if !keep_logs && !line.starts_with('{') {
+            continue; // plain text: a log line only
+        }
         let mut rec = base.clone();
         rec.log_id = if entry.logs.is_empty() {
             base.log_id.clone()
         } else {
             format!("{}:{}", base.log_id, entry.logs.len())
         };
-        let mut line_attrs = AttrWriter::default();
+        let mut line_attrs = AttrWriter::new(keep_logs);
         let parsed = line
             .starts_with('{')
             .then(|| RawObject::parse(line).ok())
@@ -198,6 +190,7 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
                 }
                 entry.flows.extend(extras.flow);
             }
+            _ if !keep_logs => continue,
             // JSON that is not pino (e.g. `console.log(JSON.stringify(…))`): fields go to attributes.
             Some(obj) => {
                 rec.message = Some(line.to_owned());
@@ -207,10 +200,45 @@ pub fn decode_entry(obj: &RawObject<'_>, received_ms: i64) -> Result<Entry, Stri
             }
             None => rec.message = Some(line.to_owned()),
         }
-        rec.attributes = merge_attrs(base_attrs.as_deref(), line_attrs.finish());
-        entry.logs.push(rec);
+        if keep_logs {
+            rec.attributes = merge_attrs(base_attrs.as_deref(), line_attrs.finish());
+            entry.logs.push(rec);
+        }
     }
     Ok(entry)
+}
+
+/// The descriptive fields of a log record, which requests do not need.
+fn describe(
+    obj: &RawObject<'_>,
+    base: &mut LogRecord,
+    source: &str,
+    project_id: std::borrow::Cow<'_, str>,
+    proxy: Option<&RawObject<'_>>,
+) {
+    base.service = obj.str("projectName").map(|s| s.into_owned());
+    base.source = Some(source.to_owned());
+    base.vercel_type = obj.str("type").map(|s| s.into_owned());
+    base.level =
+        obj.str("level")
+            .and_then(|l| level_from_name(&l))
+            .or(match base.vercel_type.as_deref() {
+                Some("stderr") => Some("error"),
+                Some("fatal") => Some("fatal"),
+                _ => Some("info"),
+            });
+    base.trace_id = obj
+        .str("traceId")
+        .or_else(|| obj.str("trace.id"))
+        .map(|s| s.into_owned());
+    base.project_id = Some(project_id.into_owned());
+    base.host = obj.str("host").map(|s| s.into_owned());
+    base.environment = obj.str("environment").map(|s| s.into_owned());
+    base.route = obj.str("path").map(|s| s.into_owned());
+    base.region = obj
+        .str("executionRegion")
+        .or_else(|| proxy.and_then(|p| p.str("region")))
+        .map(|s| s.into_owned());
 }
 
 fn merge_attrs(base: Option<&str>, line: Option<String>) -> Option<String> {

@@ -326,3 +326,31 @@ mod props {
         }
     }
 }
+
+/// `slowburn replay` decodes requests only; it must see exactly the requests and flow events the
+/// server sees, on every real delivery and on pino nested in Vercel messages.
+#[test]
+fn requests_only_decoding_yields_the_same_requests_and_flows() {
+    use slowburn_ingest::{Make, decode_vercel_making};
+    let mut bodies: Vec<Vec<u8>> = common::vercel_fixtures()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    bodies.push(pino_inside_vercel().into_bytes());
+    for body in &bodies {
+        let full = decode_vercel(body, NOW).unwrap();
+        let lean = decode_vercel_making(body, NOW, Make::RequestsOnly).unwrap();
+        assert_eq!(full.errors, lean.errors);
+        assert_eq!(full.entries.len(), lean.entries.len());
+        for (f, l) in full.entries.iter().zip(&lean.entries) {
+            assert_eq!(f.dedupe_key, l.dedupe_key);
+            assert_eq!(f.requests, l.requests);
+            assert_eq!(f.flows, l.flows);
+            assert!(l.logs.is_empty());
+        }
+        let a = assemble(full.entries, &mut Deduper::new(3_600_000, 10_000), NOW);
+        let b = assemble(lean.entries, &mut Deduper::new(3_600_000, 10_000), NOW);
+        assert_eq!(a.requests, b.requests);
+        assert_eq!(a.flows, b.flows);
+    }
+}
