@@ -2,7 +2,6 @@
 //! durable: the engine's windows from the request rows of the longest SLO period (archived files
 //! plus the WAL), and the redelivery memory from the log ids of the dedupe window.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,10 @@ use slowburn_slo_defs::Catalog;
 use crate::config::Settings;
 use crate::server::AppState;
 
-/// Files read at once while rebuilding.
+/// Groups of files read at once while rebuilding.
 const READ_CONCURRENCY: usize = 4;
+/// Files per group (see `slowburn_archive::read_files`), for the progress count.
+const READ_GROUP: usize = 16;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecoveryReport {
@@ -68,17 +69,38 @@ pub async fn open_archive(settings: &Settings) -> Result<(Archive, Recovery), Ar
     Ok((archive, recovery))
 }
 
+/// Flow name → catalog index. Catalogs hold a handful of flows: a scan of short strings beats
+/// hashing every one of tens of millions of rows.
+pub struct FlowIndex<'a>(Vec<(&'a str, usize)>);
+
+impl<'a> FlowIndex<'a> {
+    pub fn new(catalog: &'a Catalog) -> Self {
+        FlowIndex(
+            catalog
+                .flows
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.as_str(), i))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, i)| *i)
+    }
+}
+
 /// Feeds request rows into the engine by the flow they were counted in; returns rows fed.
 pub fn feed_requests(
     engine: &mut Engine,
-    flows: &HashMap<&str, usize>,
+    flows: &FlowIndex<'_>,
     batch: &RecordBatch,
 ) -> Result<u64, arrow::error::ArrowError> {
     let view = RequestView::new(batch)?;
     let mut n = 0;
     for i in 0..view.len() {
         let row: RequestRow<'_> = view.row(i);
-        let Some(flow_index) = row.flow.and_then(|f| flows.get(f).copied()) else {
+        let Some(flow_index) = row.flow.and_then(|f| flows.get(f)) else {
             continue;
         };
         let kind = if row.envelope {
@@ -138,52 +160,58 @@ fn seed_logs(dedupe: &mut Deduper, batch: &RecordBatch, now_ms: i64) -> u64 {
     ids.len() as u64
 }
 
-/// Streams the archived request rows whose hour partitions reach into `[since_ms, ...)` (only the
-/// columns the engine needs) into `f`; returns the number of files read. Logs progress every 2 s.
+/// Streams the archived request rows whose hour partitions reach into `[since_ms, ...)` into `f`,
+/// oldest first, reading only the columns the engine needs, plus `request_id` for the files that
+/// reach into `[ids_since_ms, ...)` (the redelivery window). Returns the number of files read;
+/// logs progress every 2 s.
 pub async fn for_each_request_batch(
     store: Arc<dyn object_store::ObjectStore>,
     snapshot: &slowburn_archive::Snapshot,
     since_ms: i64,
+    ids_since_ms: i64,
     mut f: impl FnMut(&RecordBatch) -> Result<(), arrow::error::ArrowError>,
 ) -> Result<usize, ArchiveError> {
-    let files: Vec<_> = snapshot
+    let schema = slowburn_archive::requests::requests_schema();
+    let names = |with_ids: bool| -> Vec<String> {
+        let mut cols: Vec<usize> = RequestView::PROJECTION.to_vec();
+        if with_ids {
+            cols.push(slowburn_archive::requests::col::REQUEST_ID);
+        }
+        cols.iter()
+            .map(|&i| schema.field(i).name().clone())
+            .collect()
+    };
+    let (recent, old): (Vec<_>, Vec<_>) = snapshot
         .files_of(Table::Requests)
         .filter(|f| f.hour_start_ms + HOUR_MS > since_ms)
         .cloned()
-        .collect();
-    let total = files.len();
-    let columns = RequestView::PROJECTION
-        .iter()
-        .map(|&i| {
-            slowburn_archive::requests::requests_schema()
-                .field(i)
-                .name()
-                .clone()
-        })
-        .collect();
-    let mut stream = Box::pin(slowburn_archive::read_files(
-        store,
-        files,
-        Some(columns),
-        READ_CONCURRENCY,
-    ));
+        .partition(|f| f.hour_start_ms + HOUR_MS > ids_since_ms);
+    let total = recent.len() + old.len();
     let mut last_log = Instant::now();
     let mut done = 0;
-    while let Some(batches) = stream.next().await {
-        for b in batches? {
-            f(&b)?;
-        }
-        done += 1;
-        if last_log.elapsed() >= Duration::from_secs(2) {
-            last_log = Instant::now();
-            tracing::info!(
-                files = done,
-                of = total,
-                "rebuilding SLO state from the archived request records"
-            );
+    for (files, with_ids) in [(old, false), (recent, true)] {
+        let mut stream = Box::pin(slowburn_archive::read_files(
+            store.clone(),
+            files,
+            Some(names(with_ids)),
+            READ_CONCURRENCY,
+        ));
+        while let Some(batches) = stream.next().await {
+            for b in batches? {
+                f(&b)?;
+            }
+            done = (done + READ_GROUP).min(total);
+            if last_log.elapsed() >= Duration::from_secs(2) {
+                last_log = Instant::now();
+                tracing::info!(
+                    files = done,
+                    of = total,
+                    "rebuilding SLO state from the archived request records"
+                );
+            }
         }
     }
-    Ok(done)
+    Ok(total)
 }
 
 /// An engine holding the archived request rows of the catalog's longest period, as of `now_ms`
@@ -194,24 +222,15 @@ pub async fn engine_from_archive(
     catalog: Arc<Catalog>,
     now_ms: i64,
 ) -> Result<(Engine, u64), ArchiveError> {
-    let flows: HashMap<&str, usize> = catalog
-        .flows
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name.as_str(), i))
-        .collect();
+    let flows = FlowIndex::new(&catalog);
     let mut engine = Engine::new(catalog.clone());
     engine.advance(now_ms);
     let mut requests = 0;
-    for_each_request_batch(
-        store,
-        snapshot,
-        now_ms - catalog.longest_period_ms(),
-        |b: &RecordBatch| {
-            requests += feed_requests(&mut engine, &flows, b)?;
-            Ok(())
-        },
-    )
+    let since = now_ms - catalog.longest_period_ms();
+    for_each_request_batch(store, snapshot, since, i64::MAX, |b: &RecordBatch| {
+        requests += feed_requests(&mut engine, &flows, b)?;
+        Ok(())
+    })
     .await?;
     Ok((engine, requests))
 }
@@ -225,12 +244,7 @@ pub async fn rebuild(
     let started = Instant::now();
     let now = state.now_ms();
     let catalog: &Catalog = &state.catalog;
-    let flows: HashMap<&str, usize> = catalog
-        .flows
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name.as_str(), i))
-        .collect();
+    let flows = FlowIndex::new(catalog);
     let period_start = now - catalog.longest_period_ms();
     let dedupe_start = now - state.settings.ingest.dedupe_window_ms;
     let snapshot = archive.snapshot();
@@ -250,6 +264,7 @@ pub async fn rebuild(
         archive.store(),
         &snapshot,
         period_start,
+        dedupe_start - HOUR_MS,
         |b: &RecordBatch| {
             report.requests += feed_requests(&mut engine, &flows, b)?;
             report.dedupe_keys += seed_requests(&mut dedupe, b, dedupe_start, now);
@@ -268,13 +283,13 @@ pub async fn rebuild(
         .filter(|f| f.hour_start_ms + 2 * HOUR_MS > dedupe_start)
         .cloned()
         .collect();
+    report.files_read += log_files.len();
     let mut stream =
         Box::pin(archive.read_files(log_files, Some(vec!["log_id".to_owned()]), READ_CONCURRENCY));
     while let Some(batches) = stream.next().await {
         for b in batches? {
             report.dedupe_keys += seed_logs(&mut dedupe, &b, now);
         }
-        report.files_read += 1;
     }
     for b in &snapshot.live_logs {
         report.dedupe_keys += seed_logs(&mut dedupe, b, now);

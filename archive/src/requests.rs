@@ -147,7 +147,8 @@ pub struct RequestRow<'a> {
 /// [`RequestView::PROJECTION`]).
 pub struct RequestView<'a> {
     time: &'a TimestampMillisecondArray,
-    request_id: &'a StringArray,
+    /// Absent when the batch was read without it (see [`RequestView::PROJECTION`]).
+    request_id: Option<&'a StringArray>,
     status: &'a Int32Array,
     latency: &'a Float64Array,
     deployment: &'a StringArray,
@@ -157,10 +158,9 @@ pub struct RequestView<'a> {
 }
 
 impl<'a> RequestView<'a> {
-    /// The columns a view needs, for a projected read.
-    pub const PROJECTION: [usize; 8] = [
+    /// The columns a view needs, for a projected read (add [`col::REQUEST_ID`] to see ids).
+    pub const PROJECTION: [usize; 7] = [
         col::TIME,
-        col::REQUEST_ID,
         col::STATUS,
         col::LATENCY_MS,
         col::DEPLOYMENT_ID,
@@ -169,7 +169,8 @@ impl<'a> RequestView<'a> {
         col::OUTCOME,
     ];
 
-    /// A view of a batch with the full schema or the [`Self::PROJECTION`] columns (by name).
+    /// A view of a batch with the full schema or the [`Self::PROJECTION`] columns (by name),
+    /// with or without `request_id`.
     pub fn new(batch: &'a RecordBatch) -> Result<Self, ArrowError> {
         fn get<'b, T: 'static>(batch: &'b RecordBatch, name: &str) -> Result<&'b T, ArrowError> {
             batch
@@ -183,7 +184,9 @@ impl<'a> RequestView<'a> {
         }
         Ok(RequestView {
             time: get(batch, "time")?,
-            request_id: get(batch, "request_id")?,
+            request_id: batch
+                .column_by_name("request_id")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>()),
             status: get(batch, "status")?,
             latency: get(batch, "latency_ms")?,
             deployment: get(batch, "deployment_id")?,
@@ -205,7 +208,7 @@ impl<'a> RequestView<'a> {
         let s = |a: &'a StringArray| a.is_valid(i).then(|| a.value(i));
         RequestRow {
             time_ms: self.time.value(i),
-            request_id: s(self.request_id),
+            request_id: self.request_id.and_then(|a| s(a)),
             status: self.status.is_valid(i).then(|| self.status.value(i)),
             latency_ms: self.latency.is_valid(i).then(|| self.latency.value(i)),
             deployment_id: s(self.deployment),

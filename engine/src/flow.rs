@@ -67,6 +67,8 @@ struct Bucket {
 #[derive(Debug)]
 struct Tier {
     res_ms: i64,
+    /// The longest window this tier answers; older events can never be read from it.
+    span_ms: i64,
     counts: bool,
     hists: bool,
     slots: Vec<Bucket>,
@@ -77,6 +79,7 @@ impl Tier {
         let len = (span_ms + 10 * 60_000) / res_ms + 2;
         Tier {
             res_ms,
+            span_ms,
             counts,
             hists,
             slots: (0..len)
@@ -209,7 +212,10 @@ impl FlowState {
         }
     }
 
-    pub fn add(&mut self, s: &FlowSample) {
+    /// Adds a sample. Tiers whose windows can no longer reach it (it is older than their span
+    /// before `now_ms`) are skipped: "now" only moves forward, so no later read would see it,
+    /// and rebuilding 30 days of history then touches only the tiers that keep it.
+    pub fn add(&mut self, s: &FlowSample, now_ms: i64) {
         let deploy = self.intern(s.deployment_id.unwrap_or("unknown"));
         for tier in [
             &mut self.minute,
@@ -217,7 +223,9 @@ impl FlowState {
             &mut self.hour,
             &mut self.day,
         ] {
-            tier.add(s, &deploy);
+            if now_ms == i64::MIN || s.time_ms >= now_ms - tier.span_ms - tier.res_ms {
+                tier.add(s, &deploy);
+            }
         }
     }
 

@@ -213,13 +213,16 @@ impl Engine {
             SampleKind::Http { status } => (status >= 500 || status <= 0, Some(status)),
             SampleKind::Envelope { success } => (!success, None),
         };
-        self.flows[flow_index].add(&FlowSample {
-            time_ms: s.time_ms,
-            status,
-            error,
-            latency_ms: s.latency_ms,
-            deployment_id: s.deployment_id,
-        });
+        self.flows[flow_index].add(
+            &FlowSample {
+                time_ms: s.time_ms,
+                status,
+                error,
+                latency_ms: s.latency_ms,
+                deployment_id: s.deployment_id,
+            },
+            self.now_ms,
+        );
         for (si, slo) in self.catalog.slos.iter().enumerate() {
             if slo.flow_index != flow_index {
                 continue;
@@ -436,7 +439,11 @@ fn add_event(s: &mut SloState, period_ms: i64, now_ms: i64, t: i64, good: bool) 
     if now_ms != i64::MIN && t < now_ms - period_ms {
         return;
     }
-    s.fine.add(t, good);
+    // The 10 s ring answers windows up to 6 h only: an older event can never be read from it
+    // (now only moves forward), so it is not written there.
+    if now_ms == i64::MIN || t >= now_ms - FINE_SPAN_MS - FINE_RES_MS {
+        s.fine.add(t, good);
+    }
     s.coarse.add(t, good);
 }
 
