@@ -52,6 +52,8 @@ pub struct RawArchive {
 #[serde(deny_unknown_fields, default)]
 pub struct RawQuery {
     pub timeout_secs: Option<f64>,
+    /// Largest `POST /v1/sql` body.
+    pub max_request_bytes: Option<usize>,
     pub memory_limit_bytes: Option<usize>,
     pub max_rows: Option<usize>,
     pub max_concurrent: Option<usize>,
@@ -120,6 +122,7 @@ impl Default for ArchiveSettings {
 #[derive(Debug, Clone)]
 pub struct QuerySettings {
     pub timeout: Duration,
+    pub max_request_bytes: usize,
     pub memory_limit_bytes: usize,
     pub max_rows: usize,
     pub max_concurrent: usize,
@@ -130,6 +133,7 @@ impl Default for QuerySettings {
     fn default() -> Self {
         QuerySettings {
             timeout: Duration::from_secs(30),
+            max_request_bytes: 1 << 20,
             memory_limit_bytes: 1 << 30,
             max_rows: 10_000,
             max_concurrent: 8,
@@ -636,6 +640,11 @@ fn validate_query(raw: RawQuery) -> Result<QuerySettings, ConfigError> {
             3600.0,
         )?,
         memory_limit_bytes,
+        max_request_bytes: positive(
+            "max_request_bytes",
+            raw.max_request_bytes,
+            d.max_request_bytes,
+        )?,
         max_rows: positive("max_rows", raw.max_rows, d.max_rows)?,
         max_concurrent: positive("max_concurrent", raw.max_concurrent, d.max_concurrent)?,
         target_partitions: positive(

@@ -774,9 +774,6 @@ async fn store(
 // ---------------------------------------------------------------------------------------------
 // SQL
 
-/// The largest SQL request body.
-pub const MAX_SQL_BODY_BYTES: usize = 1 << 20;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SqlRequest {
@@ -802,12 +799,21 @@ async fn sql_endpoint(
     if let Err(refused) = slowburn_mcp::auth::authenticate(&state.auth, authorization) {
         return Ok(refused.into_response());
     }
-    let bytes = axum::body::to_bytes(body, MAX_SQL_BODY_BYTES)
+    let limit = state.settings.query.max_request_bytes;
+    let too_large = || ApiError::TooLarge {
+        limit_bytes: limit,
+        detail: "",
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::TooLarge {
-            limit_bytes: MAX_SQL_BODY_BYTES,
-            detail: "",
-        })?;
+        .map_err(|_| too_large())?;
     let req: SqlRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "body must be JSON {{\"sql\": \"SELECT ...\", \"max_rows\": N}}: {e}"

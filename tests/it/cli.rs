@@ -254,12 +254,23 @@ fn serve_logs_its_address_and_stops_on_sigterm() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let resp = client
-            .get(format!("http://{addr}/readyz"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
+        // Ready once recovery is done; until then 503 with Retry-After.
+        let mut ready = false;
+        for _ in 0..300 {
+            let resp = client
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 200 {
+                ready = true;
+                break;
+            }
+            assert_eq!(resp.status().as_u16(), 503);
+            assert!(resp.headers().contains_key("retry-after"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "ready within 15 s");
         // The config file's limit is in force.
         let resp = client
             .post(format!("http://{addr}/v1/drains/vercel"))

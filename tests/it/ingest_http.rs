@@ -486,7 +486,9 @@ async fn a_one_megabyte_message_is_kept_whole() {
     s.stop().await;
 }
 
-#[tokio::test]
+// Multi-threaded like the real server: on a one-thread runtime the test's pooled keep-alive
+// connection keeps the thread busy and the slow connection is never accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_answers_503_with_retry_after() {
     let s = TestServer::start_with(|c| c.ingest.max_concurrent_requests = 1).await;
     // Hold the only permit with a request whose body never finishes.

@@ -250,6 +250,7 @@ async fn every_limit_answers_with_a_clear_status() {
         s.query.timeout = Duration::from_millis(300);
         s.query.memory_limit_bytes = 1 << 20;
         s.query.max_concurrent = 1;
+        s.query.max_request_bytes = 4096;
     })
     .await;
     let mut g = Generator::new(5, now_ms() - 600_000);
@@ -344,7 +345,9 @@ async fn every_limit_answers_with_a_clear_status() {
     let (status, v) = post_sql(&s, json!({"sql": "SELECT 1", "limit": 3})).await;
     assert_eq!(status, 400, "unknown fields are named: {v}");
     assert!(v["error"].as_str().unwrap().contains("limit"), "{v}");
-    let huge = format!("SELECT '{}'", "x".repeat(2 << 20));
+    // Over the (here 4 KiB) request cap; small enough to be sent whole before the 413 comes
+    // back (a body still in flight would meet a closed connection instead of the answer).
+    let huge = format!("SELECT '{}'", "x".repeat(5000));
     let resp = s
         .client
         .post(s.url("/v1/sql"))
@@ -352,7 +355,9 @@ async fn every_limit_answers_with_a_clear_status() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 413);
+    let (status, v) = json_of(resp).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("4096 bytes"), "{v}");
     let resp = s
         .client
         .post(s.url("/v1/sql?format=xml"))
