@@ -46,6 +46,12 @@ pub struct RawArchive {
     pub pii_hash_key: Option<String>,
     /// Redact e-mail addresses, tokens and secrets in messages, paths and attributes.
     pub redact_text: Option<bool>,
+    /// Merge an hour partition once it has this many files...
+    pub compact_min_files: Option<usize>,
+    /// ...and they total at most this many bytes...
+    pub compact_max_bytes: Option<u64>,
+    /// ...this long after the hour ended.
+    pub compact_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +104,9 @@ pub struct ArchiveSettings {
     pub append_queue: usize,
     pub shutdown_flush_timeout: Duration,
     pub pii: slowburn_archive::pii::PiiConfig,
+    pub compact_min_files: usize,
+    pub compact_max_bytes: u64,
+    pub compact_after: Duration,
 }
 
 impl Default for ArchiveSettings {
@@ -115,6 +124,9 @@ impl Default for ArchiveSettings {
             append_queue: 4096,
             shutdown_flush_timeout: Duration::from_secs(10),
             pii: slowburn_archive::pii::PiiConfig::strict(),
+            compact_min_files: 4,
+            compact_max_bytes: 64 << 20,
+            compact_after: Duration::from_secs(600),
         }
     }
 }
@@ -611,6 +623,23 @@ fn validate_archive(
             hash_key,
             redact_text: raw.redact_text.unwrap_or(true),
         },
+        compact_min_files: match raw.compact_min_files {
+            Some(n) if n < 2 => {
+                return Err(invalid(
+                    "archive.compact_min_files must be at least 2".into(),
+                ));
+            }
+            Some(n) => n,
+            None => d.compact_min_files,
+        },
+        compact_max_bytes: nonzero_u64(
+            "archive.compact_max_bytes",
+            raw.compact_max_bytes,
+            d.compact_max_bytes,
+        )?,
+        compact_after: Duration::from_secs(
+            raw.compact_after_secs.unwrap_or(d.compact_after.as_secs()),
+        ),
     })
 }
 

@@ -179,6 +179,10 @@ impl Default for Metrics {
                 "slowburn_archive_expired_files",
                 "Parquet files deleted by retention",
             ),
+            (
+                "slowburn_archive_compacted_files",
+                "Parquet files merged into their hour's compacted file",
+            ),
         ] {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -348,6 +352,7 @@ impl Metrics {
             s.files_written.load(Relaxed),
             s.rows_archived.load(Relaxed),
             s.files_expired.load(Relaxed),
+            s.files_compacted.load(Relaxed),
             s.parquet_bytes.load(Relaxed),
         ];
         for ((_, counter), target) in self.archive_counters.iter().zip(values) {

@@ -45,6 +45,11 @@ pub fn archive_config(settings: &Settings) -> ArchiveConfig {
         retention_check_interval: a.retention_check_interval,
         upload_timeout: a.upload_timeout,
         append_queue: a.append_queue,
+        compact_min_files: a.compact_min_files,
+        compact_max_bytes: a.compact_max_bytes,
+        compact_after: a.compact_after,
+        // Longer than any query may run, so none loses a file it planned to read.
+        retire_after: (settings.query.timeout * 2).max(Duration::from_secs(120)),
     }
 }
 

@@ -14,6 +14,7 @@
 //! a torn tail is cut, and the segment's rows become live again and are converted once more
 //! (deterministic file names make that an overwrite, never a copy).
 
+mod compact;
 pub mod layout;
 pub mod pii;
 pub mod requests;
@@ -102,6 +103,14 @@ pub struct ArchiveConfig {
     pub upload_timeout: Duration,
     /// Appends waiting for the writer thread beyond this are refused ([`AppendError::Busy`]).
     pub append_queue: usize,
+    /// Hour partitions with at least this many files are merged into one...
+    pub compact_min_files: usize,
+    /// ...when their files total at most this many bytes...
+    pub compact_max_bytes: u64,
+    /// ...once the hour ended this long ago (late events keep coming for a while).
+    pub compact_after: Duration,
+    /// Merged files are deleted this long after leaving the file list (longer than any query).
+    pub retire_after: Duration,
 }
 
 /// A consistent view: every row is either in `files` or in the live batches, never both.
@@ -110,6 +119,8 @@ pub struct Snapshot {
     pub files: Vec<ArchiveFile>,
     pub live_logs: Vec<RecordBatch>,
     pub live_requests: Vec<RecordBatch>,
+    /// Listed files whose rows a compacted file holds (left behind by a crash); never read.
+    pub superseded: Vec<ArchiveFile>,
 }
 
 impl Snapshot {
@@ -128,8 +139,11 @@ pub struct Recovery {
     pub cut_bytes: u64,
     pub cut_reasons: Vec<String>,
     pub files_listed: usize,
-    /// Listed files skipped because the WAL still holds their segment (it is converted again).
+    /// Listed files skipped because the WAL still holds their segment (it is converted again),
+    /// or because a compacted file holds their rows (deleted).
     pub files_superseded: usize,
+    /// WAL segments found already archived (a compacted file holds them) and removed.
+    pub segments_already_archived: usize,
 }
 
 /// Counters for `/metrics`.
@@ -147,6 +161,7 @@ pub struct ArchiveStats {
     pub parquet_bytes: AtomicU64,
     pub rows_archived: AtomicU64,
     pub files_expired: AtomicU64,
+    pub files_compacted: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -189,6 +204,8 @@ struct Inner {
     upload_failing: AtomicBool,
     last_error: Mutex<Option<String>>,
     sealed: Notify,
+    /// Compacted inputs waiting for their deletion (see `compact.rs`).
+    retired: Mutex<Vec<(Instant, ObjPath)>>,
 }
 
 #[derive(Clone)]
@@ -283,6 +300,36 @@ impl Archive {
         // The archive's files, but not those of segments the WAL still holds (a crash after
         // their upload): those rows are live and will be written again, over the same names.
         let listed = list_archive(store.as_ref()).await?;
+        // A WAL segment at or below a compacted file's id was archived before that compaction
+        // (compaction only merges archived segments); only a failed delete left it here.
+        let newest_compacted = listed
+            .files
+            .iter()
+            .filter(|f| f.compacted)
+            .map(|f| f.segment_id)
+            .max();
+        if let Some(top) = newest_compacted {
+            let archived: Vec<u64> = state.segments.range(..=top).map(|(id, _)| *id).collect();
+            for id in archived {
+                let seg = state.segments.remove(&id).expect("listed above");
+                wal_bytes -= seg.bytes;
+                recovery.segments -= 1;
+                recovery.records -= seg.records;
+                recovery.log_rows -= seg.logs.iter().map(|b| b.num_rows()).sum::<usize>();
+                recovery.request_rows -= seg.requests.iter().map(|b| b.num_rows()).sum::<usize>();
+                recovery.segments_already_archived += 1;
+                std::fs::remove_file(&seg.path).map_err(io_err(format!(
+                    "cannot remove archived WAL segment {}",
+                    seg.path.display()
+                )))?;
+            }
+        }
+        for f in &listed.superseded {
+            recovery.files_superseded += 1;
+            if let Err(e) = store.delete(&f.path).await {
+                tracing::warn!(path = %f.path, error = %e, "cannot delete a superseded archive file; it is ignored");
+            }
+        }
         let mut max_segment = state.segments.keys().next_back().copied().unwrap_or(0);
         for file in listed.files {
             recovery.files_listed += 1;
@@ -306,6 +353,7 @@ impl Archive {
             upload_failing: AtomicBool::new(false),
             last_error: Mutex::new(None),
             sealed: Notify::new(),
+            retired: Mutex::new(Vec::new()),
         });
         let writer = Writer {
             inner: inner.clone(),
@@ -440,6 +488,12 @@ impl Archive {
         Ok(n)
     }
 
+    /// Merges the files of closed hour partitions now (the flusher also does it every 10 s);
+    /// returns the number of partitions merged.
+    pub async fn compact(&self) -> Result<usize, ArchiveError> {
+        compact::compact_pass(&self.inner).await
+    }
+
     /// Deletes files whose partition is older than the retention; returns how many.
     pub async fn expire(&self) -> Result<usize, ArchiveError> {
         expire_files(&self.inner, now_ms() as i64).await
@@ -485,12 +539,13 @@ pub fn read_files(
 /// Lists an archive's Parquet files (no live rows): what `slowburn sql --archive` reads.
 pub async fn list_archive(store: &dyn ObjectStore) -> Result<Snapshot, ArchiveError> {
     let listed: Vec<object_store::ObjectMeta> = store.list(None).try_collect().await?;
-    let mut files: Vec<ArchiveFile> = listed
+    let files: Vec<ArchiveFile> = listed
         .into_iter()
         .filter_map(|meta| {
-            let (table, hour_start_ms, segment_id) = layout::parse_path(&meta.location)?;
+            let (table, hour_start_ms, segment_id, compacted) = layout::parse_path(&meta.location)?;
             Some(ArchiveFile {
                 table,
+                compacted,
                 path: meta.location,
                 hour_start_ms,
                 segment_id,
@@ -499,9 +554,11 @@ pub async fn list_archive(store: &dyn ObjectStore) -> Result<Snapshot, ArchiveEr
             })
         })
         .collect();
+    let (mut files, superseded) = layout::resolve(files);
     files.sort_by_key(|f| (f.hour_start_ms, f.segment_id));
     Ok(Snapshot {
         files,
+        superseded,
         ..Default::default()
     })
 }
@@ -782,6 +839,18 @@ async fn archive_segment(inner: &Arc<Inner>, id: u64) -> Result<(), ArchiveError
         let Some(entry) = state.segments.remove(&id) else {
             return Ok(());
         };
+        // A compacted file of the same hour with an id at or above this segment's already holds
+        // these rows (the segment was archived once before a crash kept it in the WAL).
+        let (uploaded, held): (Vec<_>, Vec<_>) = uploaded.into_iter().partition(|u| {
+            !state.files.iter().any(|f| {
+                f.compacted
+                    && f.table == u.table
+                    && f.hour_start_ms == u.hour_start_ms
+                    && f.segment_id >= u.segment_id
+            })
+        });
+        let now = Instant::now();
+        lock(&inner.retired).extend(held.into_iter().map(|f| (now, f.path)));
         let rows: u64 = uploaded.iter().filter_map(|f| f.rows).sum();
         let bytes: u64 = uploaded.iter().map(|f| f.size_bytes).sum();
         inner
@@ -815,6 +884,7 @@ async fn archive_segment(inner: &Arc<Inner>, id: u64) -> Result<(), ArchiveError
 
 async fn flusher(inner: Arc<Inner>, tx: mpsc::Sender<Cmd>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(500);
+    let mut last_compaction = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -863,8 +933,22 @@ async fn flusher(inner: Arc<Inner>, tx: mpsc::Sender<Cmd>, shutdown: Cancellatio
                 }
             }
         }
+        if last_compaction.elapsed() >= COMPACT_EVERY
+            && !inner.upload_failing.load(Ordering::Relaxed)
+        {
+            last_compaction = Instant::now();
+            match compact::compact_pass(&inner).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(partitions = n, "compacted closed hour partitions"),
+                Err(e) => tracing::warn!(error = %e, "compaction failed; will retry"),
+            }
+            compact::delete_retired(&inner).await;
+        }
     }
 }
+
+/// How often the flusher looks for partitions to compact.
+const COMPACT_EVERY: Duration = Duration::from_secs(10);
 
 async fn retention(inner: Arc<Inner>, shutdown: CancellationToken) {
     let mut first = true;

@@ -208,7 +208,7 @@ impl<'a> RequestView<'a> {
         let s = |a: &'a StringArray| a.is_valid(i).then(|| a.value(i));
         RequestRow {
             time_ms: self.time.value(i),
-            request_id: self.request_id.and_then(|a| s(a)),
+            request_id: self.request_id.and_then(&s),
             status: self.status.is_valid(i).then(|| self.status.value(i)),
             latency_ms: self.latency.is_valid(i).then(|| self.latency.value(i)),
             deployment_id: s(self.deployment),

@@ -572,3 +572,77 @@ async fn a_burning_slo_shows_the_same_budget_and_burn_rates_after_a_restart() {
     assert_eq!(durable_view(&after), before);
     server.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_closed_hours_and_a_crash_leaves_no_duplicate() {
+    let data = tempfile::tempdir().unwrap();
+    let config =
+        "[archive]\nflush_interval_secs = 0.2\ncompact_min_files = 2\ncompact_after_secs = 0\n";
+    let server = ChildServer::spawn(data.path(), config, &[]);
+    server.wait_ready().await;
+    // Six deliveries in one closed hour (two hours ago), each flushed into its own segment.
+    let now = now_ms();
+    let hour = now - now.rem_euclid(3_600_000) - 2 * 3_600_000;
+    let mut g = Generator::new(61, hour + 60_000);
+    g.step_ms = 300;
+    let bodies: Vec<Vec<u8>> = (0..6).map(|_| g.delivery_json(100)).collect();
+    let url = server.url(VERCEL);
+    for b in &bodies {
+        let (status, v) = post(&server.client, &url, b.clone()).await;
+        assert_eq!(status, 200, "{v}");
+        wait_drained(&server, Duration::from_secs(20)).await;
+    }
+    let day = chrono::DateTime::from_timestamp_millis(hour).unwrap();
+    let partition = data
+        .path()
+        .join("archive/logs")
+        .join(day.format("date=%Y-%m-%d/hour=%H").to_string());
+    assert_eq!(parquet_files(&partition).len(), 6, "one file per segment");
+    let count = |server: &ChildServer| {
+        let (client, url) = (server.client.clone(), server.url("/v1/sql"));
+        async move {
+            let resp = client
+                .post(url)
+                .json(&serde_json::json!({"sql": "SELECT count(*), count(DISTINCT log_id) FROM logs"}))
+                .send()
+                .await
+                .unwrap();
+            let (_, v) = json_of(resp).await;
+            (
+                v["rows"][0][0].as_i64().unwrap(),
+                v["rows"][0][1].as_i64().unwrap(),
+            )
+        }
+    };
+    assert_eq!(count(&server).await, (600, 600));
+
+    // The flusher compacts closed hours every 10 s.
+    eventually_for(Duration::from_secs(30), || async {
+        (server
+            .metric("slowburn_archive_compacted_files_total")
+            .await
+            >= Some(12.0))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(count(&server).await, (600, 600), "no gap, no double count");
+    // The inputs stay on disk (queries may still read them) until they are retired...
+    assert_eq!(parquet_files(&partition).len(), 7);
+    // ...and a crash now leaves them behind: the next start sees they are superseded.
+    server.kill9();
+    let server = ChildServer::spawn(data.path(), config, &[]);
+    server.wait_ready().await;
+    assert_eq!(
+        parquet_files(&partition).len(),
+        1,
+        "superseded inputs deleted at start"
+    );
+    assert_eq!(count(&server).await, (600, 600));
+    let (status, v) = post(&server.client, &url_of(&server), bodies[0].clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["duplicates"], 100,
+        "the redelivery memory is rebuilt from the compacted file"
+    );
+    server.terminate();
+}

@@ -28,6 +28,9 @@ struct Args {
     /// One WAL segment (and so one file per hour it touches) per this many seconds.
     #[arg(long, default_value_t = 60)]
     segment_secs: i64,
+    /// Write each hour as one compacted file, as the archive looks once compaction has run.
+    #[arg(long)]
+    compacted: bool,
 }
 
 const FLOWS: [(&str, &str, &str, f64); 4] = [
@@ -55,8 +58,12 @@ fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let start = now - args.days * 86_400_000;
-    let segment_ms = args.segment_secs * 1000;
-    let per_segment = (args.rate * args.segment_secs as f64).round() as usize;
+    let segment_ms = if args.compacted {
+        3_600_000
+    } else {
+        args.segment_secs * 1000
+    };
+    let per_segment = (args.rate * segment_ms as f64 / 1000.0).round() as usize;
     let props_rows = 128 * 1024;
     let (mut files, mut rows, mut bytes) = (0usize, 0usize, 0u64);
     let mut seg_start = start - start.rem_euclid(segment_ms);
@@ -88,7 +95,17 @@ fn main() -> anyhow::Result<()> {
             &[batch],
             props_rows,
         )? {
-            let path = args.dir.join(file.path.as_ref());
+            let name = if args.compacted {
+                slowburn_archive::layout::compacted_path(
+                    Table::Requests,
+                    segment_id,
+                    file.hour_start_ms,
+                )
+                .expect("representable hour")
+            } else {
+                file.path.clone()
+            };
+            let path = args.dir.join(name.as_ref());
             std::fs::create_dir_all(path.parent().expect("files live in partitions"))?;
             std::fs::write(&path, &data)?;
             files += 1;
