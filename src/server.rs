@@ -663,6 +663,10 @@ fn prepare(state: &AppState, decoded: Decoded, now_ms: i64) -> Result<Prepared, 
             &event_flows,
         )
         .map_err(|e| format!("building the request batch failed: {e}"))?;
+        // Request paths are free text too (`/api/users/jane@example.com`); the same rules apply by
+        // column name.
+        let requests = slowburn_archive::pii::redact_logs(&requests, &state.settings.archive.pii)
+            .map_err(|e| format!("redacting the request batch failed: {e}"))?;
         Ok((logs, requests))
     })();
     match built {

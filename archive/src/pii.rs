@@ -168,8 +168,9 @@ fn redact_attributes<'a>(text: &'a str, cfg: &PiiConfig) -> Cow<'a, str> {
     out
 }
 
-/// Applies [`PiiConfig`] to a batch with the `logs` schema (columns found by name; a batch
-/// without them is returned unchanged).
+/// Applies [`PiiConfig`] to a batch with the `logs` schema, or the `requests` schema (whose
+/// `path` is redacted like a log line's). Columns are found by name; a batch without them is
+/// returned unchanged.
 pub fn redact_logs(batch: &RecordBatch, cfg: &PiiConfig) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
@@ -261,6 +262,27 @@ mod tests {
         assert_eq!(redact_ip("203.0.113.77", &h).len(), 16);
         assert_eq!(redact_ip("203.0.113.77", &h), redact_ip("203.0.113.77", &h));
         assert_ne!(redact_ip("203.0.113.77", &h), redact_ip("203.0.113.78", &h));
+    }
+
+    #[test]
+    fn request_paths() {
+        let records = [slowburn_model::RequestRecord {
+            time_ms: 0,
+            request_id: Some("r1".into()),
+            method: Some("GET".into()),
+            path: Some("/api/users/jane@example.com/articles".into()),
+            status: 200,
+            latency_ms: Some(1.0),
+            deployment_id: None,
+        }];
+        let batch = crate::requests::requests_batch(&records, &[None], &[], &[]).unwrap();
+        let out = redact_logs(&batch, &PiiConfig::strict()).unwrap();
+        let paths = out
+            .column(crate::requests::col::PATH)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(paths.value(0), "/api/users/[email]/articles");
     }
 
     #[test]

@@ -646,3 +646,111 @@ async fn compaction_merges_closed_hours_and_a_crash_leaves_no_duplicate() {
     );
     server.terminate();
 }
+
+/// A tmpfs of a few MiB, unmounted on drop: a real file system that really fills up.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// `None` where mounting is not permitted (not root, or no CAP_SYS_ADMIN).
+    fn mount(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallFs { dir })
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_full_wal_answers_503_never_200_and_loses_nothing() {
+    // The data directory (and so the WAL) on a 3 MiB file system; the archive on the normal disk.
+    let Some(fs) = SmallFs::mount("3m") else {
+        eprintln!("cannot mount a tmpfs here (needs root): disk-full test not run");
+        return;
+    };
+    let archive = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[archive]\nurl = \"file://{}\"\nflush_interval_secs = 30\nsegment_max_bytes = 67108864\n",
+        archive.path().display()
+    );
+    let server = ChildServer::spawn(fs.path(), &config, &[]);
+    server.wait_ready().await;
+    let bodies = deliveries(41, 60, 100, now_ms() - 600_000);
+    let url = server.url(VERCEL);
+    let mut refused = None;
+    for (i, b) in bodies.iter().enumerate() {
+        let resp = server
+            .client
+            .post(&url)
+            .body(b.clone())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 503 {
+            let retry_after = resp.headers()["retry-after"].to_str().unwrap().to_owned();
+            let (_, v) = json_of(resp).await;
+            refused = Some((i, retry_after, v));
+            break;
+        }
+        assert_eq!(resp.status(), 200, "{}", server.log());
+    }
+    let (first_refused, retry_after, v) =
+        refused.expect("3 MiB of WAL fills up within 60 deliveries of 100 entries");
+    assert!(retry_after.parse::<u32>().unwrap() >= 1);
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("write-ahead log write failed"), "{msg}");
+    assert!(
+        server
+            .metric("slowburn_wal_append_failures_total")
+            .await
+            .unwrap()
+            >= 1.0
+    );
+    assert!(
+        first_refused > 0,
+        "some deliveries fit before the disk filled"
+    );
+
+    // The failed segment is cut back to its last good record, sealed and archived, which frees
+    // the disk; a sender that retries on 503 then gets everything stored, exactly once.
+    for b in &bodies[first_refused..] {
+        let mut tries = 0;
+        loop {
+            let (status, v) = post(&server.client, &url, b.clone()).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503, "{v}");
+            tries += 1;
+            assert!(tries < 300, "still refused: {v}\n{}", server.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let log = server.terminate();
+    let logs = read_parquet_dir(&archive.path().join("logs"));
+    let (expected_logs, _) = expected_rows(&bodies);
+    assert_eq!(
+        logs.iter().map(|b| b.num_rows()).sum::<usize>(),
+        expected_logs,
+        "{log}"
+    );
+    let ids = string_column(&logs, "log_id");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+}
