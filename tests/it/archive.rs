@@ -52,6 +52,48 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Value
     }
 }
 
+/// Posts `bodies` in order until the first 503: its index, `Retry-After` and JSON body. Every
+/// answer before it must be 200.
+async fn post_until_refused(
+    server: &ChildServer,
+    url: &str,
+    bodies: &[Vec<u8>],
+) -> Option<(usize, String, Value)> {
+    for (i, b) in bodies.iter().enumerate() {
+        let resp = server
+            .client
+            .post(url)
+            .body(b.clone())
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 503 {
+            let retry_after = resp.headers()["retry-after"].to_str().unwrap().to_owned();
+            let (_, v) = json_of(resp).await;
+            return Some((i, retry_after, v));
+        }
+        assert_eq!(resp.status(), 200, "{}", server.log());
+    }
+    None
+}
+
+/// Posts each body as a sender that honours 503 does (Vercel redelivers): again until 200.
+async fn post_retrying(server: &ChildServer, url: &str, bodies: &[Vec<u8>], max_tries: usize) {
+    for b in bodies {
+        let mut tries = 0;
+        loop {
+            let (status, v) = post(&server.client, url, b.clone()).await;
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503, "{v}");
+            tries += 1;
+            assert!(tries < max_tries, "still refused: {v}\n{}", server.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 /// Checks the Hive layout and the partition bounds of every file under `archive`; returns the
 /// log and request batches.
 fn check_layout(
@@ -346,26 +388,9 @@ async fn a_full_wal_answers_503_with_retry_after_until_storage_returns() {
     s3.stop().await;
     let bodies = deliveries(31, 40, 100, now_ms() - 600_000);
     let url = server.url(VERCEL);
-    let mut refused = None;
-    let mut stored = Vec::new();
-    for (i, b) in bodies.iter().enumerate() {
-        let resp = server
-            .client
-            .post(&url)
-            .body(b.clone())
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 503 {
-            let retry_after = resp.headers()["retry-after"].to_str().unwrap().to_owned();
-            let (_, v) = json_of(resp).await;
-            refused = Some((i, retry_after, v));
-            break;
-        }
-        assert_eq!(resp.status(), 200);
-        stored.push(i);
-    }
-    let (first_refused, retry_after, v) = refused.expect("the WAL cap is reached");
+    let (first_refused, retry_after, v) = post_until_refused(&server, &url, &bodies)
+        .await
+        .expect("the WAL cap is reached");
     assert!(retry_after.parse::<u32>().unwrap() >= 1);
     let msg = v["error"].as_str().unwrap();
     assert!(msg.contains("write-ahead log is full"), "{msg}");
@@ -382,22 +407,7 @@ async fn a_full_wal_answers_503_with_retry_after_until_storage_returns() {
     wait_drained(&server, Duration::from_secs(60)).await;
     // A sender that honours 503 (as Vercel does) gets everything stored; the WAL cap only
     // paces it while uploads catch up.
-    for b in &bodies[first_refused..] {
-        let mut tries = 0;
-        loop {
-            let (status, v) = post(&server.client, &url, b.clone()).await;
-            if status == 200 {
-                break;
-            }
-            assert_eq!(status, 503, "{v}");
-            tries += 1;
-            assert!(
-                tries < 100,
-                "still refused after the storage came back: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    post_retrying(&server, &url, &bodies[first_refused..], 100).await;
     wait_drained(&server, Duration::from_secs(60)).await;
     let logs = read_parquet_dir(&s3.bucket_dir("logs").join("logs"));
     let (expected_logs, _) = expected_rows(&bodies);
@@ -694,25 +704,9 @@ async fn a_disk_full_wal_answers_503_never_200_and_loses_nothing() {
     server.wait_ready().await;
     let bodies = deliveries(41, 60, 100, now_ms() - 600_000);
     let url = server.url(VERCEL);
-    let mut refused = None;
-    for (i, b) in bodies.iter().enumerate() {
-        let resp = server
-            .client
-            .post(&url)
-            .body(b.clone())
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 503 {
-            let retry_after = resp.headers()["retry-after"].to_str().unwrap().to_owned();
-            let (_, v) = json_of(resp).await;
-            refused = Some((i, retry_after, v));
-            break;
-        }
-        assert_eq!(resp.status(), 200, "{}", server.log());
-    }
-    let (first_refused, retry_after, v) =
-        refused.expect("3 MiB of WAL fills up within 60 deliveries of 100 entries");
+    let (first_refused, retry_after, v) = post_until_refused(&server, &url, &bodies)
+        .await
+        .expect("3 MiB of WAL fills up within 60 deliveries of 100 entries");
     assert!(retry_after.parse::<u32>().unwrap() >= 1);
     let msg = v["error"].as_str().unwrap();
     assert!(msg.contains("write-ahead log write failed"), "{msg}");
@@ -730,19 +724,7 @@ async fn a_disk_full_wal_answers_503_never_200_and_loses_nothing() {
 
     // The failed segment is cut back to its last good record, sealed and archived, which frees
     // the disk; a sender that retries on 503 then gets everything stored, exactly once.
-    for b in &bodies[first_refused..] {
-        let mut tries = 0;
-        loop {
-            let (status, v) = post(&server.client, &url, b.clone()).await;
-            if status == 200 {
-                break;
-            }
-            assert_eq!(status, 503, "{v}");
-            tries += 1;
-            assert!(tries < 300, "still refused: {v}\n{}", server.log());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    post_retrying(&server, &url, &bodies[first_refused..], 300).await;
     let log = server.terminate();
     let logs = read_parquet_dir(&archive.path().join("logs"));
     let (expected_logs, _) = expected_rows(&bodies);
