@@ -57,10 +57,27 @@ pub fn http_router(ops: Arc<Ops>, config: HttpConfig, shutdown: CancellationToke
     );
     axum::Router::new()
         .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(session_delete_status))
         .layer(axum::middleware::from_fn_with_state(
             config.auth,
             auth::require_token,
         ))
+}
+
+/// rmcp answers a session-ending `DELETE` with 202 Accepted; the session is gone at once, and
+/// the official Python and TypeScript clients expect 200 or 204 (the Python SDK logs "Session
+/// termination failed: 202"). Say 204 No Content.
+async fn session_delete_status(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let is_delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if is_delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
 }
 
 /// Serves MCP on this process's stdin and stdout until the client closes them.

@@ -661,6 +661,35 @@ async fn http_needs_a_token_with_read_scope_and_logs_the_caller() {
         .json(&json!({"sql": "SELECT 1"}));
     assert_eq!(sql.send().await.unwrap().status(), 200);
 
+    // A session ends with DELETE: 204, as the official clients expect, and it is gone.
+    let resp = post(Some(reader)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let deleted = server
+        .client
+        .delete(server.url("/mcp"))
+        .bearer_auth(reader)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let after = server
+        .client
+        .post(server.url("/mcp"))
+        .bearer_auth(reader)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 404, "a terminated session must be unknown");
+
     let client = http_client(&server.base, Some(reader)).await;
     let flows = call_ok(&client, "list_flows", json!({})).await;
     assert_eq!(flows["flows"].as_array().unwrap().len(), 4);
