@@ -554,6 +554,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("decode task failed: {e}")))?
 }
 
+/// The request's `Content-Length`, refused with 413 up front when it exceeds `limit`.
+fn declared_length(headers: &HeaderMap, limit: usize) -> Result<Option<u64>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge {
+            limit_bytes: limit,
+            detail: "",
+        });
+    }
+    Ok(declared)
+}
+
 /// Reads the body, refusing more than the configured size (by Content-Length up front, and by
 /// counting, for chunked bodies) and slow senders.
 async fn read_body(
@@ -567,13 +582,7 @@ async fn read_body(
         limit_bytes: limit,
         detail: "",
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
+    let declared = declared_length(headers, limit)?;
     let read = async {
         let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
         let mut stream = body.into_data_stream();
@@ -808,13 +817,7 @@ async fn sql_endpoint(
         limit_bytes: limit,
         detail: "",
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
+    declared_length(&headers, limit)?;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large())?;

@@ -138,6 +138,17 @@ fn burn(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |x| format!("{x:.1}x"))
 }
 
+/// Adds `error_ratio` to rows that have `requests` and `errors`.
+fn add_error_ratios(rows: &mut [Value]) {
+    for d in rows {
+        let (r, e) = (
+            d["requests"].as_i64().unwrap_or(0),
+            d["errors"].as_i64().unwrap_or(0),
+        );
+        d["error_ratio"] = ratio(e, r);
+    }
+}
+
 /// Normalizes an error message into a signature: ids, hex and numbers become placeholders.
 fn signature_sql(expr: &str) -> String {
     format!(
@@ -298,13 +309,7 @@ impl Ops {
         let requests = totals.get(0, "requests").as_i64().unwrap_or(0);
         let errors = totals.get(0, "errors").as_i64().unwrap_or(0);
         let mut deploys = objects(&deployments);
-        for d in &mut deploys {
-            let (r, e) = (
-                d["requests"].as_i64().unwrap_or(0),
-                d["errors"].as_i64().unwrap_or(0),
-            );
-            d["error_ratio"] = ratio(e, r);
-        }
+        add_error_ratios(&mut deploys);
         let data = json!({
             "flow": flow,
             "window": window,
@@ -443,13 +448,7 @@ impl Ops {
             ))
             .await?;
         let mut deployments = objects(&timeline);
-        for d in &mut deployments {
-            let (r, e) = (
-                d["requests"].as_i64().unwrap_or(0),
-                d["errors"].as_i64().unwrap_or(0),
-            );
-            d["error_ratio"] = ratio(e, r);
-        }
+        add_error_ratios(&mut deployments);
         let sigs = signature_objects(&signatures);
         let failing_rows = objects(&failing);
         let mut summary = format!("triage of {flow} over {window}: ");
